@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create the environment first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+export MPLBACKEND ?= Agg
+PYTEST_ARGS ?=
+
+.PHONY: all env demo test test-fast lint nextflow clean
+
+all: test
+
+$(BIN)/cfrna: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,report]'
+	touch $@
+
+env: $(BIN)/cfrna
+
+demo: env
+	$(BIN)/cfrna demo --outdir demo_out
+
+test: env
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: env
+	$(BIN)/python -m pytest -m "not slow and not nextflow and not slurm and not browser" $(PYTEST_ARGS)
+
+nextflow:
+	bash scripts/install_nextflow.sh
+
+lint: env
+	$(BIN)/python -m ruff check cfrna tests benchmarks
+
+clean:
+	rm -rf demo_out .cache .pytest_cache

@@ -1,0 +1,5 @@
+"""``python -m cfrna`` runs the command-line interface."""
+
+from cfrna.cli import main_cli
+
+main_cli()

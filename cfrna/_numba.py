@@ -1,0 +1,43 @@
+"""The only place that decorates numba kernels: one caching/fastmath policy and a thread limiter.
+
+Serial kernels are compiled with ``cache=True`` (set ``NUMBA_CACHE_DIR`` to a writable folder on
+read-only installs); ``parallel=True`` kernels are not cached (as in pynndescent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+if "NUMBA_CACHE_DIR" not in os.environ:
+    # a writable default, set before numba reads its configuration: site-packages may be read-only
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "cfrna", "numba"
+    )
+
+import numba  # noqa: E402
+
+
+def njit(*args, parallel: bool = False, **kwargs):
+    """``numba.njit`` with the project's policy: nogil, cache for serial kernels, no fastmath."""
+    opts = {"nogil": True, "cache": not parallel, "parallel": parallel}
+    opts.update(kwargs)
+    if args and callable(args[0]):
+        return numba.njit(**opts)(args[0])
+    return numba.njit(*args, **opts)
+
+
+@contextlib.contextmanager
+def thread_limit(n: int | None) -> Iterator[int]:
+    """Set numba's thread count to ``n`` (bounded by the pool size) and restore it afterwards."""
+    old = numba.get_num_threads()
+    if n is None or n <= 0:
+        yield old
+        return
+    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        numba.set_num_threads(old)

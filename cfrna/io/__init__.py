@@ -1,0 +1,1 @@
+"""Readers and writers: samplesheet, FASTQ, BAM, tables, atomic writes."""

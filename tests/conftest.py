@@ -1,0 +1,66 @@
+"""Shared fixtures: external-tool policy, shared test data and cached simulated cohorts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CFRNA_SHARED", ROOT.parent / "shared")) / "data"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def require_tool(name: str) -> str:
+    """Path of an external tool; skip when absent locally, fail when absent under CI=true."""
+    path = shutil.which(name)
+    if path is None:
+        msg = f"{name} is not installed (install it, e.g. via .ci/run)"
+        if IN_CI:
+            pytest.fail(f"CI=true: {msg}")
+        pytest.skip(msg)
+    return path
+
+
+def require_shared(*parts: str) -> Path:
+    """A file of ../shared/data; skip when absent locally, fail under CI=true."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        if IN_CI:
+            pytest.fail(f"CI=true: shared test data missing: {p}")
+        pytest.skip(f"shared test data missing: {p}")
+    return p
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED.exists():
+        if IN_CI:
+            pytest.fail(f"CI=true: {SHARED} missing")
+        pytest.skip(f"{SHARED} missing")
+    return SHARED
+
+
+def _cohort(tmp_path_factory, name: str, **kwargs) -> Path:
+    from cfrna.simulate import simulate_cohort
+
+    out = tmp_path_factory.mktemp(name)
+    simulate_cohort(out, **kwargs)
+    return out
+
+
+@pytest.fixture(scope="session")
+def sim_cohort(tmp_path_factory) -> Path:
+    """The default tiny single-end cohort (12 samples)."""
+    return _cohort(tmp_path_factory, "cohort_se", n_samples=12, reads_per_sample=20000, paired=False, seed=1)
+
+
+@pytest.fixture(scope="session")
+def sim_cohort_pe(tmp_path_factory) -> Path:
+    """A tiny paired-end cohort (6 samples)."""
+    return _cohort(tmp_path_factory, "cohort_pe", n_samples=6, reads_per_sample=10000, paired=True, seed=2)
