@@ -1,0 +1,57 @@
+"""``cfrna run``: the whole workflow in-process."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from cfrna.pipeline.local import RunOptions, run_pipeline
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, inputs_required: bool = True) -> None:
+    if inputs_required:
+        p.add_argument("--samplesheet", required=True, help="samplesheet CSV (assets/schema_input.json)")
+        p.add_argument("--fasta", required=True, help="genome FASTA")
+        p.add_argument("--gtf", required=True, help="gene annotation GTF")
+        p.add_argument("--outdir", required=True, help="output folder")
+        p.add_argument("--contrasts", help="contrasts CSV; without it DE and pathways are skipped")
+        p.add_argument("--gene-sets", nargs="+", default=[], metavar="GMT",
+                       help="GMT files for GSEA (default: the curated sets in assets/genesets)")
+    p.add_argument("--aligner", choices=("mappy", "star"), default="mappy", help="aligner (default: mappy)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPUs to use (default: all)")
+    p.add_argument("--jobs", type=int, help="samples processed at once (default: min(threads, samples))")
+    p.add_argument("--resume", action="store_true", help="skip steps whose outputs and inputs are unchanged")
+    p.add_argument("--keep-failed", action="store_true", help="keep QC-failed samples in DE")
+    p.add_argument("--index-dir", help="aligner index cache (default: $CFRNA_INDEX_CACHE or ~/.cache/cfrna/index)")
+    p.add_argument("--skip-trim", action="store_true", help="align the raw FASTQ (no adapter/quality trimming)")
+    p.add_argument("--min-mapq", type=int, default=0, help="minimum MAPQ for counting (default: 0)")
+    p.add_argument("--star-two-pass", action="store_true", help="STAR two-pass mode")
+    p.add_argument("--qc-thresholds", help="YAML/JSON file overriding QC thresholds (docs/qc.md)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    add_run_arguments(p)
+
+
+def options_from_args(args: argparse.Namespace, **override) -> RunOptions:
+    kw = {
+        "samplesheet": getattr(args, "samplesheet", None), "fasta": getattr(args, "fasta", None),
+        "gtf": getattr(args, "gtf", None), "outdir": getattr(args, "outdir", None),
+        "contrasts": getattr(args, "contrasts", None), "gene_sets": list(getattr(args, "gene_sets", []) or []),
+        "aligner": args.aligner, "threads": max(1, args.threads), "jobs": args.jobs, "resume": args.resume,
+        "keep_failed": args.keep_failed, "index_dir": args.index_dir, "skip_trim": args.skip_trim,
+        "min_mapq": args.min_mapq, "star_two_pass": args.star_two_pass, "qc_thresholds": args.qc_thresholds,
+        "progress": not args.no_progress,
+    }
+    kw.update(override)
+    return RunOptions(**kw)
+
+
+def run(args: argparse.Namespace) -> int:
+    res = run_pipeline(options_from_args(args))
+    if res["failed"]:
+        print(f"warning: {len(res['failed'])} sample(s) failed and were excluded "
+              f"(see {args.outdir}/pipeline_info/sample_errors.tsv): {', '.join(res['failed'])}")
+    print(res["report"])
+    return 0
