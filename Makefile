@@ -13,7 +13,7 @@ all: test
 $(BIN)/cfrna: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,report]'
+	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
 env: $(BIN)/cfrna
