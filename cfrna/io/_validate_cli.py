@@ -79,7 +79,7 @@ def contrast_counts(sheet: SampleSheet, contrasts_path: str) -> list[tuple[str, 
     out = []
     for c in read_contrasts(contrasts_path, samples):
         summary = check_contrast(c, samples)
-        out.append((c.id, dict(summary.group_sizes)))
+        out.append((c.id, dict(summary.groups)))
     return out
 
 

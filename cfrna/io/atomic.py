@@ -19,6 +19,10 @@ from cfrna.errors import CfrnaError
 def _tmp_path(path: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    # mkstemp creates 0600 files: give results the usual permissions (0666 minus umask)
+    um = os.umask(0)
+    os.umask(um)
+    os.chmod(name, 0o666 & ~um)
     return Path(name)
 
 
