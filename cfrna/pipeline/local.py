@@ -118,7 +118,7 @@ def process_sample(opts: RunOptions, sample, index_path: str | None, threads: in
          [p["bam"], p["bai"], p["align_json"]],
          lambda: run_align(sample.sample, r1, r2, opts.fasta, opts.gtf, out / "alignment",
                            aligner=opts.aligner, index=index_path, threads=threads,
-                           strandedness=sample.strandedness))
+                           strandedness=sample.strandedness, two_pass=opts.star_two_pass))
 
     strand = _strandedness_used(p["align_json"], sample.strandedness)
     step("count", [p["bam"], opts.gtf], {"strandedness": strand, "paired": sample.paired,
