@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,11 +28,28 @@ log = logging.getLogger(__name__)
 STRANDEDNESS = ("auto", "unstranded", "forward", "reverse")
 
 
+_ABS_PATH = re.compile(r"(?<![\w.])/(?:[^\s/]+/)*([^\s/]+)")
+
+
+def portable_header(text: str) -> str:
+    """The SAM header with machine paths in @PG/@CO lines reduced to file names, sorted by coordinate."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("@HD"):
+            fields = [f for f in line.split("\t") if not f.startswith("SO:")]
+            line = "\t".join([*fields, "SO:coordinate"])
+        elif line.startswith(("@PG", "@CO")):
+            line = _ABS_PATH.sub(lambda m: m.group(1), line)
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def sort_and_index(unsorted: str | os.PathLike, bam: str | os.PathLike, *, threads: int = 1,
                    memory_per_thread: str = "256M") -> None:
     """Coordinate-sort ``unsorted`` (SAM or BAM) into ``bam`` with bounded memory, then index it.
 
-    Both files are written atomically (``bam`` first, then ``bam.bai``).
+    Absolute paths in the aligners' @PG/@CO command lines are reduced to file names, so outputs
+    carry no machine paths. Both files are written atomically (``bam`` first, then ``bam.bai``).
     """
     import pysam
 
@@ -39,9 +57,15 @@ def sort_and_index(unsorted: str | os.PathLike, bam: str | os.PathLike, *, threa
     with atomic_path(bam) as tmp:
         prefix = tempfile.mkdtemp(prefix=f".{bam.name}.sort.", dir=bam.parent)
         try:
-            pysam.sort("-@", str(max(1, threads)), "-m", memory_per_thread, "-T", str(Path(prefix) / "chunk"),
-                       "-O", "bam", "-o", str(tmp), str(unsorted))
-        except pysam.SamtoolsError as exc:
+            with pysam.AlignmentFile(str(unsorted), check_sq=False) as fh:
+                header = portable_header(str(fh.header))
+            hdr_path = Path(prefix) / "header.sam"
+            hdr_path.write_text(header)
+            sorted_tmp = Path(prefix) / "sorted.bam"
+            pysam.sort("--no-PG", "-@", str(max(1, threads)), "-m", memory_per_thread,
+                       "-T", str(Path(prefix) / "chunk"), "-O", "bam", "-o", str(sorted_tmp), str(unsorted))
+            pysam.samtools.reheader("--no-PG", str(hdr_path), str(sorted_tmp), save_stdout=str(tmp))
+        except (pysam.SamtoolsError, ValueError) as exc:
             raise InputFormatError(f"sorting the alignments failed ({exc})", where=str(unsorted)) from exc
         finally:
             shutil.rmtree(prefix, ignore_errors=True)

@@ -46,8 +46,13 @@ class RunOptions:
     progress: bool = True
 
     def params(self) -> dict:
+        """Parameters as recorded in ``pipeline_info/params.json``: file names, not machine paths."""
         d = asdict(self)
         d.pop("progress")
+        for key in ("samplesheet", "fasta", "gtf", "outdir", "contrasts", "index_dir", "qc_thresholds"):
+            if d[key]:
+                d[key] = Path(d[key]).name
+        d["gene_sets"] = [Path(g).name for g in d["gene_sets"]]
         return d
 
 
