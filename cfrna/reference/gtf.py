@@ -120,7 +120,7 @@ def read_gtf(
                         )
                     continue
                 ftype = cols[2]
-                if ftype == "gene":
+                if ftype == "gene" and feature_type != "gene":
                     attrs = parse_attributes(cols[8])
                     gid = attrs.get(attribute)
                     if gid is not None and gid not in gene_level:
@@ -186,6 +186,14 @@ def read_gtf(
             "transcript_id": np.asarray(f_tx, dtype=object),
         }
     )
+    n_chrom = features.groupby("gene_idx", sort=True, observed=True)["chrom"].nunique()
+    if (n_chrom > 1).any():
+        gi = int(n_chrom.index[np.argmax(n_chrom.to_numpy() > 1)])
+        chroms = features.loc[features["gene_idx"] == gi, "chrom"].astype(str).unique()
+        raise InputFormatError(
+            f"{attribute} {gene_rows[gi]['gene_id']!r} has {feature_type} features on several sequences "
+            f"({', '.join(chroms[:3])})", where=path,
+            hint="gene ids must be unique per gene: fix the GTF or give each copy its own id")
     genes = pd.DataFrame(gene_rows)
     for gid, row in zip(genes["gene_id"], gene_rows, strict=True):
         g = gene_level.get(gid)
