@@ -14,6 +14,7 @@ $(BIN)/cfrna: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	bash scripts/vendor_js.sh
 	touch $@
 
 env: $(BIN)/cfrna

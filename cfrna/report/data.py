@@ -1,0 +1,545 @@
+"""Read a cfrna results folder into the compact JSON payload embedded in the HTML report.
+
+Layout of the payload (all numeric arrays are columnar; large ones are base64 little-endian
+typed arrays: ``f32`` = Float32, ``i32`` = Int32, ``u8`` = Uint8, ``i16m`` = Int16 thousandths with
+-32768 for NaN, ``nlog10`` = Float32 of -log10(value)):
+
+``genes``
+    ``id`` and ``name`` lists, in ``gene_counts.tsv`` order (genes only seen in DE tables appended).
+``contrasts``
+    one entry per ``O/de/<contrast>.deseq2.tsv``, rows in gene order: ``g`` (gene index, i32; null when
+    the rows are exactly genes 0..n-1), ``baseMean`` (f32), ``lfc`` and ``lfc_shrunk`` (i16m: 0.001
+    log2 units), ``padj`` (nlog10, NaN kept), ``plot`` (i32 row numbers drawn in the volcano/MA plots:
+    every gene with padj < ``plot_padj`` (at most ``plot_max_sig``, most significant first) plus the
+    first gene of each occupied cell of a grid over the volcano and MA planes, so the point cloud keeps
+    its shape without drawing 60,000 SVG points).
+``expr``
+    per-sample normalized expression for a bounded gene set (genes with padj < ``expr_padj`` in any
+    contrast, then the top ``expr_top_n`` by mean normalized count, at most ``expr_max_genes``),
+    quantized as ``round(10 * log2(normalized + 1))`` in a u8 (steps of 0.1 log2 units, capped at 25.5).
+``samples``, ``qc``, ``pca``, ``pathways``, ``signatures``, ``provenance``, ``notes``
+    small tables as ``{"columns": [...], "rows": [[...], ...]}`` or plain lists.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cfrna import __version__
+from cfrna.errors import InputFormatError
+
+log = logging.getLogger(__name__)
+
+#: DE table columns required by the report (architecture.md: ``<contrast>.deseq2.tsv``)
+DE_COLUMNS = ("gene_id", "baseMean", "log2FoldChange", "padj")
+GSEA_COLUMNS = ("gene_set", "nes", "fdr", "leading_edge")
+#: sample metadata shown in gene cards and tables when present
+META_COLUMNS = ("sample", "patient_id", "visit_month", "arm", "flare")
+
+
+# ---------------------------------------------------------------------------------------- encoding
+def _b64(arr: np.ndarray, dtype: str) -> str:
+    return base64.b64encode(np.ascontiguousarray(arr, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()).decode(
+        "ascii"
+    )
+
+
+def f32(values: Any) -> dict[str, str]:
+    """Float32 column as base64 (NaN kept)."""
+    return {"f32": _b64(np.asarray(values, dtype=float), "float32")}
+
+
+def i32(values: Any) -> dict[str, str]:
+    """Int32 column as base64."""
+    return {"i32": _b64(np.asarray(values, dtype=np.int64), "int32")}
+
+
+def i16_milli(values: Any) -> dict[str, str]:
+    """Float column as Int16 thousandths (clipped to +-32.767; NaN -> -32768) in base64."""
+    v = np.asarray(values, dtype=float)
+    q = np.clip(np.rint(np.nan_to_num(v, nan=0.0) * 1000.0), -32767, 32767).astype(np.int64)
+    q[~np.isfinite(v)] = -32768
+    return {"i16m": _b64(q, "int16")}
+
+
+def nlog10(values: Any) -> dict[str, str]:
+    """p-values as Float32 ``-log10(p)`` (keeps p < 1e-38 that Float32 would flush to 0; NaN kept)."""
+    p = np.asarray(values, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = -np.log10(np.clip(p, 1e-300, None))
+    out[~np.isfinite(p)] = np.nan
+    return {"nlog10": _b64(out, "float32")}
+
+
+def u8(values: Any) -> dict[str, str]:
+    """Uint8 column as base64."""
+    return {"u8": _b64(np.asarray(values), "uint8")}
+
+
+def decode(col: dict[str, str]) -> np.ndarray:
+    """Inverse of :func:`f32`, :func:`i32`, :func:`u8` (used by tests and the benchmark)."""
+    ((kind, text),) = col.items()
+    dtype = {"f32": "<f4", "i32": "<i4", "u8": "u1", "i16m": "<i2", "nlog10": "<f4"}[kind]
+    raw = np.frombuffer(base64.b64decode(text), dtype=dtype)
+    if kind == "i16m":
+        return np.where(raw == -32768, np.nan, raw / 1000.0)
+    if kind == "nlog10":
+        return 10.0 ** -raw.astype(float)
+    return raw
+
+
+def _clean(value: Any) -> Any:
+    """A JSON-safe scalar: NaN/inf -> None, numpy -> python, floats to 4 significant digits."""
+    if value is None:
+        return None
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        if not math.isfinite(v):
+            return None
+        return float(f"{v:.4g}")
+    if pd.isna(value):
+        return None
+    return str(value)
+
+
+def table(df: pd.DataFrame) -> dict[str, Any]:
+    """A small DataFrame as ``{"columns": [...], "rows": [[...]]}`` with cleaned scalars."""
+    return {
+        "columns": [str(c) for c in df.columns],
+        "rows": [[_clean(v) for v in row] for row in df.itertuples(index=False, name=None)],
+    }
+
+
+# ------------------------------------------------------------------------------------------ reading
+def _read_tsv(path: Path, *, required: tuple[str, ...] = (), what: str, **kwargs: Any) -> pd.DataFrame:
+    """Read a TSV; a parse error or a missing column is an InputFormatError naming the file."""
+    try:
+        df = pd.read_csv(path, sep="\t", **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputFormatError(
+            f"cannot read {what}: {str(exc).splitlines()[0]}", where=str(path), hint="re-run the stage that writes it"
+        ) from exc
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise InputFormatError(
+            f"{what} lacks column(s) {', '.join(missing)} (has: {', '.join(map(str, df.columns[:12]))})",
+            where=str(path),
+            hint="write it with the cfrna stage of the same version (docs/architecture.md)",
+        )
+    return df
+
+
+def _require(path: Path, what: str, stage: str) -> Path:
+    if not path.is_file():
+        raise InputFormatError(
+            f"required {what} is missing", where=str(path), hint=f"run `cfrna {stage}` first or check --results"
+        )
+    return path
+
+
+def _gene_matrix(path: Path, what: str) -> pd.DataFrame:
+    """A gene x sample table (first column gene_id); a sample x gene table is transposed.
+
+    Gene-major tables are read as float32 (half the memory of a 60,000 x 900 float64 frame).
+    """
+    with path.open(encoding="utf-8") as fh:
+        header = fh.readline().rstrip("\r\n").split("\t")
+    if header and header[0] != "sample":
+        try:
+            df = _read_tsv(path, what=what, index_col=0, dtype=dict.fromkeys(header[1:], np.float32))
+        except ValueError as exc:
+            raise InputFormatError(
+                f"{what} has a non-numeric value ({str(exc).splitlines()[0]})",
+                where=str(path),
+                hint="expected gene_id then one numeric column per sample",
+            ) from exc
+    else:
+        df = _read_tsv(path, what=what, index_col=0)
+    if df.index.name == "sample":
+        df = df.T
+    df.index = df.index.astype(str)
+    df.columns = df.columns.astype(str)
+    bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        raise InputFormatError(
+            f"{what} has non-numeric column(s) {', '.join(bad[:5])}", where=str(path), hint="expected gene_id then samples"
+        )
+    return df
+
+
+def _read_text(path: Path, limit: int = 200_000) -> str | None:
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return text if len(text) <= limit else text[:limit] + "\n… (truncated)"
+
+
+# ------------------------------------------------------------------------------------------- pieces
+def _thin(x: np.ndarray, y: np.ndarray, *, bins: int) -> np.ndarray:
+    """Indices of the first finite point of each occupied cell of a ``bins`` x ``bins`` grid."""
+    ok = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+    if ok.size == 0:
+        return ok
+    xs, ys = x[ok], y[ok]
+
+    def cell(v: np.ndarray) -> np.ndarray:
+        lo, hi = float(v.min()), float(v.max())
+        span = hi - lo if hi > lo else 1.0
+        return np.minimum(((v - lo) / span * bins).astype(np.int64), bins - 1)
+
+    key = cell(xs) * bins + cell(ys)
+    _, first = np.unique(key, return_index=True)
+    return ok[np.sort(first)]
+
+
+def plot_subset(
+    lfc: np.ndarray, padj: np.ndarray, base_mean: np.ndarray, *, sig_padj: float, max_sig: int, bins: int
+) -> np.ndarray:
+    """Rows drawn in the volcano/MA plots: significant genes (capped) + a grid-thinned background."""
+    p = np.where(np.isfinite(padj), padj, np.nan)
+    sig = np.flatnonzero(np.nan_to_num(p, nan=1.0) < sig_padj)
+    if sig.size > max_sig:
+        sig = sig[np.argsort(p[sig], kind="stable")[:max_sig]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nlp = -np.log10(np.clip(np.nan_to_num(p, nan=1.0), 1e-300, 1.0))
+        lbm = np.log10(base_mean + 1.0)
+    back = np.union1d(_thin(lfc, nlp, bins=bins), _thin(lbm, lfc, bins=bins))
+    return np.union1d(sig, back).astype(np.int64)
+
+
+def pca(vst: pd.DataFrame, *, n_top: int = 500) -> dict[str, Any] | None:
+    """PCA of the ``n_top`` most variable genes of a gene x sample vst matrix (centred, SVD)."""
+    x = vst.to_numpy(dtype=float)
+    x = x[np.all(np.isfinite(x), axis=1)]
+    if x.shape[1] < 3 or x.shape[0] < 2:
+        return None
+    var = x.var(axis=1)
+    top = np.argsort(var, kind="stable")[::-1][: min(n_top, x.shape[0])]
+    m = x[top].T  # samples x genes
+    m = m - m.mean(axis=0)
+    u, s, _ = np.linalg.svd(m, full_matrices=False)
+    if s.size < 2 or s[0] == 0:
+        return None
+    scores = u[:, :2] * s[:2]
+    explained = s**2 / np.sum(s**2)
+    # sign convention: the largest loading sample is positive, so re-runs give the same picture
+    for k in range(2):
+        if scores[np.argmax(np.abs(scores[:, k])), k] < 0:
+            scores[:, k] *= -1
+    return {
+        "samples": list(vst.columns),
+        "pc1": [round(float(v), 3) for v in scores[:, 0]],
+        "pc2": [round(float(v), 3) for v in scores[:, 1]],
+        "explained": [round(float(explained[0]), 4), round(float(explained[1]), 4)],
+        "n_genes": int(top.size),
+    }
+
+
+def _simple_yaml(text: str) -> dict[str, Any]:
+    """Parse the flat/two-level ``software_versions.yml`` (``tool: version`` or ``process:\\n  tool: v``)."""
+    out: dict[str, Any] = {}
+    section: str | None = None
+    for raw in text.splitlines():
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        key, _, val = raw.strip().partition(":")
+        key, val = key.strip().strip("'\""), val.strip().strip("'\"")
+        if raw[0] in " \t" and section is not None:
+            out.setdefault(section, {})[key] = val
+        elif val:
+            out[key], section = val, None
+        else:
+            section = key
+            out[key] = {}
+    return out
+
+
+# --------------------------------------------------------------------------------------------- main
+def collect(
+    results_dir: str | Path,
+    *,
+    title: str | None = None,
+    expr_padj: float = 0.1,
+    expr_top_n: int = 1000,
+    expr_max_genes: int = 3000,
+    plot_padj: float = 0.1,
+    plot_max_sig: int = 2500,
+    plot_bins: int = 100,
+) -> dict[str, Any]:
+    """Read the run outputs under ``results_dir`` into the report payload.
+
+    Parameters
+    ----------
+    results_dir
+        The run's output folder ``O`` (contains ``qc/``, ``matrix/``, optionally ``de/``,
+        ``pathways/`` and ``pipeline_info/``).
+    title
+        Report title (default: "cfrna report — <folder name>").
+    expr_padj, expr_top_n, expr_max_genes
+        Gene-card expression is embedded for genes with padj < ``expr_padj`` in any contrast plus the
+        top ``expr_top_n`` genes by mean normalized count, at most ``expr_max_genes`` genes
+        (default: 0.1, 1000, 3000).
+    plot_padj, plot_max_sig, plot_bins
+        Volcano/MA plots draw every gene with padj < ``plot_padj`` (at most ``plot_max_sig``) plus a
+        ``plot_bins`` x ``plot_bins`` grid-thinned background (default: 0.1, 2500, 100).
+
+    Returns
+    -------
+    dict
+        JSON-serialisable payload (see the module docstring).
+
+    Raises
+    ------
+    InputFormatError
+        A required file (``qc/qc_summary.tsv``, ``matrix/gene_counts.tsv``) is missing or a file is
+        malformed.
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise InputFormatError("results folder not found", where=str(root), hint="pass the run's --outdir as --results")
+    notes: list[str] = []
+
+    # --- required: QC summary and gene counts
+    qc_path = _require(root / "qc" / "qc_summary.tsv", "QC summary", "qc")
+    qc = _read_tsv(qc_path, required=("sample", "status"), what="QC summary", dtype={"sample": str})
+    if qc.empty:
+        raise InputFormatError("QC summary has no samples", where=str(qc_path), hint="re-run `cfrna qc`")
+    counts_path = _require(root / "matrix" / "gene_counts.tsv", "gene count matrix", "matrix")
+    gc = _read_tsv(counts_path, required=("gene_id",), what="gene count matrix", usecols=[0], dtype=str)
+    if gc.empty:
+        raise InputFormatError("gene count matrix has no genes", where=str(counts_path), hint="check the GTF")
+    with counts_path.open(encoding="utf-8") as fh:
+        count_samples = fh.readline().rstrip("\n").split("\t")[1:]
+    gene_ids: list[str] = gc["gene_id"].tolist()
+    gene_pos = {g: i for i, g in enumerate(gene_ids)}
+    names: dict[str, str] = {}
+
+    ann_path = root / "matrix" / "gene_annotation.tsv"
+    if ann_path.is_file():
+        ann = _read_tsv(ann_path, required=("gene_id",), what="gene annotation", dtype=str)
+        name_col = next((c for c in ("gene_name", "symbol", "gene_symbol") if c in ann.columns), None)
+        if name_col:
+            names.update(zip(ann["gene_id"], ann[name_col].fillna(""), strict=True))
+    else:
+        notes.append("matrix/gene_annotation.tsv absent: gene symbols come from the DE tables only.")
+
+    def gene_index(ids: list[str]) -> np.ndarray:
+        out = np.empty(len(ids), dtype=np.int64)
+        for k, g in enumerate(ids):
+            i = gene_pos.get(g)
+            if i is None:
+                i = gene_pos[g] = len(gene_ids)
+                gene_ids.append(g)
+            out[k] = i
+        return out
+
+    # --- samples (metadata + QC)
+    samples_path = root / "matrix" / "samples.tsv"
+    if samples_path.is_file():
+        samples = _read_tsv(samples_path, required=("sample",), what="sample table", dtype={"sample": str})
+    else:
+        notes.append("matrix/samples.tsv absent: sample metadata (flare, patient, visit) not shown.")
+        samples = qc[["sample"]].copy()
+    samples = samples.drop_duplicates("sample").set_index("sample", drop=False)
+
+    # --- DE tables
+    de_dir = root / "de"
+    contrasts: list[dict[str, Any]] = []
+    de_frames: dict[str, pd.DataFrame] = {}
+    for path in sorted(de_dir.glob("*.deseq2.tsv")) if de_dir.is_dir() else []:
+        cid = path.name[: -len(".deseq2.tsv")]
+        df = _read_tsv(path, required=DE_COLUMNS, what=f"DE table of contrast {cid}", dtype={"gene_id": str})
+        if "gene_name" in df.columns:
+            for g, n in zip(df["gene_id"], df["gene_name"], strict=True):
+                if isinstance(n, str) and n and not names.get(g):
+                    names[g] = n
+        de_frames[cid] = df
+        gidx = gene_index(df["gene_id"].tolist())
+        # stored in gene order (the page sorts by padj): no gene-index column when it covers all genes
+        perm = np.argsort(gidx, kind="stable")
+        df, gidx = df.iloc[perm].reset_index(drop=True), gidx[perm]
+        lfc = df["log2FoldChange"].to_numpy(dtype=float)
+        padj = df["padj"].to_numpy(dtype=float)
+        bm = df["baseMean"].to_numpy(dtype=float)
+        shr = (
+            df["log2FoldChange_shrunk"].to_numpy(dtype=float)
+            if "log2FoldChange_shrunk" in df.columns
+            else np.full(len(df), np.nan)
+        )
+        plot = plot_subset(lfc, padj, bm, sig_padj=plot_padj, max_sig=plot_max_sig, bins=plot_bins)
+        contrasts.append(
+            {
+                "id": cid,
+                "n": len(df),
+                "n_sig": int(np.sum(np.nan_to_num(padj, nan=1.0) < 0.05)),
+                "g": None if np.array_equal(gidx, np.arange(len(gidx))) else i32(gidx),
+                "baseMean": f32(bm),
+                "lfc": i16_milli(lfc),
+                "lfc_shrunk": i16_milli(shr),
+                "padj": nlog10(padj),
+                "plot": i32(plot),
+            }
+        )
+    if not contrasts:
+        notes.append("No differential expression results (de/*.deseq2.tsv): no contrasts were given or DE did not run.")
+
+    # --- expression for gene cards (bounded, quantized)
+    expr: dict[str, Any] | None = None
+    norm_path = root / "de" / "normalized_counts.tsv"
+    if norm_path.is_file():
+        norm = _gene_matrix(norm_path, "normalized counts")
+        chosen: list[str] = []
+        seen: set[str] = set()
+        sig_rank = []
+        for df in de_frames.values():
+            p = df["padj"].to_numpy(dtype=float)
+            keep = np.nan_to_num(p, nan=1.0) < expr_padj
+            sig_rank.append(pd.Series(p[keep], index=df["gene_id"].to_numpy()[keep]))
+        if sig_rank:
+            best = pd.concat(sig_rank).groupby(level=0).min().sort_values(kind="stable")
+            for g in best.index:
+                if g in norm.index and g not in seen and len(chosen) < expr_max_genes:
+                    chosen.append(g)
+                    seen.add(g)
+        n_sig_expr = len(chosen)
+        mean = norm.mean(axis=1).sort_values(ascending=False, kind="stable")
+        for g in mean.index[: expr_top_n + len(seen)]:
+            if len(chosen) >= expr_max_genes or len(chosen) - n_sig_expr >= expr_top_n:
+                break
+            if g not in seen:
+                chosen.append(g)
+                seen.add(g)
+        vals = norm.loc[chosen].to_numpy(dtype=float)
+        q = np.clip(np.rint(10.0 * np.log2(np.clip(np.nan_to_num(vals, nan=0.0), 0, None) + 1.0)), 0, 255)
+        expr = {
+            "samples": list(norm.columns),
+            "g": i32(gene_index(chosen)),
+            "values": u8(q.astype(np.uint8).ravel()),  # gene-major: values[gi * n_samples + si]
+            "scale": 10,
+            "rule": f"padj < {expr_padj} in any contrast ({n_sig_expr} genes) + top {expr_top_n} by mean "
+            f"normalized count; at most {expr_max_genes} genes",
+        }
+    else:
+        notes.append("de/normalized_counts.tsv absent: gene cards show no per-sample expression.")
+
+    # --- PCA of vst
+    pca_out = None
+    vst_path = root / "de" / "vst.tsv"
+    if vst_path.is_file():
+        pca_out = pca(_gene_matrix(vst_path, "vst matrix"))
+        if pca_out is None:
+            notes.append("PCA skipped: fewer than 3 samples or no variable genes in de/vst.tsv.")
+    else:
+        notes.append("de/vst.tsv absent: no PCA.")
+
+    # --- pathways
+    pathways: dict[str, Any] = {}
+    pw_dir = root / "pathways"
+    for path in sorted(pw_dir.glob("*.gsea.tsv")) if pw_dir.is_dir() else []:
+        cid = path.name[: -len(".gsea.tsv")]
+        df = _read_tsv(path, required=GSEA_COLUMNS, what=f"GSEA table of contrast {cid}")
+        cols = [c for c in ("gene_set", "source", "size", "es", "nes", "pvalue", "fdr", "leading_edge") if c in df]
+        pathways[cid] = table(df[cols])
+    if contrasts and not pathways:
+        notes.append("No pathway results (pathways/*.gsea.tsv): gene sets were not given or the stage did not run.")
+    sig_scores = None
+    sc_path = pw_dir / "signature_scores.tsv"
+    if sc_path.is_file():
+        sc = _read_tsv(sc_path, required=("sample",), what="signature scores", dtype={"sample": str})
+        sig_scores = table(sc)
+    sig_assoc = None
+    as_path = pw_dir / "signature_association.tsv"
+    if as_path.is_file():
+        sig_assoc = table(_read_tsv(as_path, what="signature association"))
+
+    # --- design (contrast order of contrasts.csv; long sample lists stay in the TSV)
+    design = None
+    design_path = root / "de" / "design.tsv"
+    if design_path.is_file():
+        ddf = _read_tsv(design_path, what="design table")
+        if "contrast" in ddf.columns:
+            rank = {str(c): k for k, c in enumerate(ddf["contrast"])}
+            contrasts.sort(key=lambda c: rank.get(c["id"], len(rank)))
+        keep = [c for c in ddf.columns if not str(c).endswith("_samples")]
+        design = table(ddf[keep])
+
+    # --- provenance
+    info = root / "pipeline_info"
+    params = None
+    params_path = info / "params.json"
+    if params_path.is_file():
+        try:
+            params = json.loads(params_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputFormatError(
+                f"params.json is not valid JSON ({exc.msg} at line {exc.lineno})", where=str(params_path),
+                hint="re-run the pipeline or delete the file",
+            ) from exc
+    versions_text = _read_text(info / "software_versions.yml")
+    checksums = None
+    ck_path = info / "input_checksums.tsv"
+    if ck_path.is_file():
+        checksums = table(_read_tsv(ck_path, what="input checksums"))
+    if params is None and versions_text is None and checksums is None:
+        notes.append("pipeline_info/ absent: run provenance (parameters, versions, checksums) not available.")
+
+    # --- QC table and samples table
+    qc_cols = list(qc.columns)
+    front = [c for c in ("sample", "status", "reasons", "excluded") if c in qc_cols]
+    metric_cols = [c for c in qc_cols if c not in front and not c.endswith("_status")]
+    status_cols = [c for c in qc_cols if c.endswith("_status") and c != "status"]
+    qc_small = qc[front + metric_cols + status_cols]
+    excluded = []
+    if "excluded" in qc.columns:
+        ex = qc["excluded"].astype(str).str.lower().isin(("true", "1", "yes"))
+        excluded = qc.loc[ex, "sample"].tolist()
+    meta_cols = [c for c in samples.columns if c in META_COLUMNS or c in ("qc_status", "excluded", "batch")]
+    meta = samples[meta_cols].reset_index(drop=True)
+
+    missing_in_counts = [s for s in qc["sample"] if s not in set(count_samples)]
+    if missing_in_counts and len(missing_in_counts) < len(qc):
+        notes.append(
+            f"{len(missing_in_counts)} QC sample(s) absent from the gene matrix: {', '.join(missing_in_counts[:10])}"
+        )
+
+    name_list = [names.get(g, "") or "" for g in gene_ids]
+    return {
+        "meta": {
+            "title": title or f"cfrna report — {root.resolve().name}",
+            "version": __version__,
+            "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "n_genes": len(gc),
+            "n_samples": len(qc),
+            "n_matrix_samples": len(count_samples),
+        },
+        "notes": notes,
+        "genes": {"id": gene_ids, "name": name_list},
+        "contrasts": contrasts,
+        "expr": expr,
+        "samples": table(meta),
+        "qc": table(qc_small),
+        "excluded": excluded,
+        "pca": pca_out,
+        "pathways": pathways,
+        "signatures": {"scores": sig_scores, "association": sig_assoc},
+        "design": design,
+        "provenance": {
+            "params": params,
+            "software_versions": _simple_yaml(versions_text) if versions_text else None,
+            "software_versions_text": versions_text,
+            "checksums": checksums,
+        },
+    }
