@@ -146,6 +146,12 @@ def _worker(opts: RunOptions, sample, index_path, threads: int, result_path: str
     root.setLevel(logging.INFO)
     root.propagate = False
     cache = StepCache(opts.outdir, enabled=True)
+    # fault injection for the reliability tests: CFRNA_FAULT_INJECT=kill:<sample> kills this worker
+    # the way the kernel's OOM killer would, before it writes anything
+    if os.environ.get("CFRNA_FAULT_INJECT") == f"kill:{sample.sample}":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
     try:
         trace = process_sample(opts, sample, index_path, threads, cache)
         write_json(result_path, {"ok": True, "trace": trace})
