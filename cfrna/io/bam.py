@@ -13,6 +13,7 @@ truncated file raises :class:`~cfrna.errors.InputFormatError` (never reads out o
 from __future__ import annotations
 
 import collections
+import ctypes
 import logging
 import os
 import struct
@@ -28,6 +29,24 @@ from cfrna._numba import njit
 from cfrna.errors import InputFormatError
 
 log = logging.getLogger(__name__)
+
+
+def _bound_malloc() -> None:
+    """glibc: fixed mmap threshold (1 MiB) and at most 2 arenas, so RSS stays flat while streaming.
+
+    Without this, glibc's dynamic mmap threshold and per-thread arenas let the transient chunk
+    buffers of the decompression threads fragment the heap and RSS creeps up with file size.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+if not os.environ.get("CFRNA_NO_MALLOPT"):
+    _bound_malloc()
 
 _BGZF_MAGIC = b"\x1f\x8b\x08\x04"
 _EOF_BLOCK = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
@@ -288,7 +307,7 @@ def _parse_blocks(raw: bytes | bytearray, start: int, path: str, file_offset: in
     i = start
     n = len(raw)
     while i + 18 <= n:
-        if raw[i:i + 4] != _BGZF_MAGIC:
+        if bytes(raw[i:i + 4]) != _BGZF_MAGIC:
             raise InputFormatError(
                 f"not a BGZF block at byte {file_offset + i} (bad magic)", where=path,
                 hint="the file is not a BAM or is corrupt; re-create it with samtools",
@@ -326,9 +345,28 @@ def _parse_blocks(raw: bytes | bytearray, start: int, path: str, file_offset: in
     return out, i
 
 
-def _inflate_batch(raw, blocks, path: str) -> bytes:
-    parts = []
+#: bytes kept free at the start of each decompressed chunk, so that the unparsed tail of the
+#: previous chunk can be put in front of it without copying the chunk
+RESERVE = 1 << 16
+
+
+def _inflate_batch(raw, blocks, path: str, free: collections.deque | None = None) -> memoryview:
+    """Decompress ``blocks`` of ``raw`` into one buffer that starts with :data:`RESERVE` free bytes.
+
+    The buffer is taken from ``free`` (recycled by the caller) when one is large enough, so that
+    memory stays flat however many chunks are read.
+    """
+    total = RESERVE + sum(b[3] for b in blocks)
+    out = None
+    if free:
+        try:
+            out = free.pop()
+        except IndexError:
+            out = None
+    if out is None or len(out) < total:
+        out = bytearray(max(total, len(out) if out is not None else 0))
     mv = memoryview(raw)
+    o = RESERVE
     for ps, pe, crc, isize, foff in blocks:
         if isize == 0:
             continue
@@ -340,31 +378,39 @@ def _inflate_batch(raw, blocks, path: str) -> bytes:
         if len(data) != isize or deflate.crc32(data) != crc:
             raise InputFormatError(f"BGZF block at byte {foff} fails its CRC check", where=path,
                                    hint="the BAM is corrupt; re-create it")
-        parts.append(data)
-    return b"".join(parts)
+        out[o:o + isize] = data
+        o += isize
+    return memoryview(out)[:total]
 
 
 def iter_bgzf_chunks(path: str | os.PathLike, *, threads: int = 1, raw_chunk: int = 1 << 22,
-                     ) -> Iterator[bytes]:
-    """Yield decompressed data of ``path`` in order, in chunks of about ``raw_chunk`` compressed bytes.
+                     ) -> Iterator[memoryview]:
+    """Yield decompressed data of ``path`` in order (each chunk after :data:`RESERVE` free bytes), in chunks of about ``raw_chunk`` compressed bytes.
 
-    With ``threads > 1`` up to ``2 * threads`` chunks are decompressed ahead in a thread pool.
+    With ``threads > 1`` up to ``threads + 1`` chunks are decompressed ahead in a thread pool.
+    A yielded chunk is only valid until the next one is requested (its buffer is then recycled).
     Raises :class:`InputFormatError` for bad magic, CRC errors and a file truncated mid-block.
     A missing BGZF EOF marker is logged as a warning (the data may be truncated at a block edge).
     """
     path = str(path)
     fh = open(path, "rb")  # noqa: SIM115 - closed in finally
     pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
-    pending: collections.deque = collections.deque()
+    pending: collections.deque = collections.deque()  # (raw buffer, result or future)
+    free: collections.deque = collections.deque()  # recycled output buffers
+    raw_free: collections.deque = collections.deque()  # recycled input buffers
     saw_eof_marker = False
     try:
         carry = b""
         file_offset = 0
         eof = False
         while True:
-            while not eof and (pool is None and not pending or pool is not None and len(pending) < 2 * threads):
-                data = fh.read(raw_chunk)
-                if not data:
+            while not eof and (pool is None and not pending or pool is not None and len(pending) < threads + 1):
+                raw = raw_free.pop() if raw_free else bytearray(raw_chunk + (1 << 17))
+                if len(raw) < len(carry) + raw_chunk:
+                    raw = bytearray(len(carry) + raw_chunk)
+                raw[:len(carry)] = carry
+                n = fh.readinto(memoryview(raw)[len(carry):len(carry) + raw_chunk])
+                if not n:
                     eof = True
                     if carry:
                         raise InputFormatError(
@@ -372,26 +418,29 @@ def iter_bgzf_chunks(path: str | os.PathLike, *, threads: int = 1, raw_chunk: in
                             hint="the BAM is truncated; re-create or re-download it",
                         )
                     break
-                raw = carry + data
-                blocks, nxt = _parse_blocks(raw, 0, path, file_offset)
+                region = memoryview(raw)[:len(carry) + n]
+                blocks, nxt = _parse_blocks(region, 0, path, file_offset)
                 if blocks:
                     saw_eof_marker = blocks[-1][3] == 0
                 if pool is None:
-                    pending.append(_inflate_batch(raw, blocks, path))
+                    pending.append((raw, _inflate_batch(region, blocks, path, free)))
                 else:
-                    pending.append(pool.submit(_inflate_batch, raw, blocks, path))
-                carry = raw[nxt:]
+                    pending.append((raw, pool.submit(_inflate_batch, region, blocks, path, free)))
+                carry = bytes(region[nxt:])
                 file_offset += nxt
             if not pending:
                 break
-            item = pending.popleft()
-            yield item if pool is None else item.result()
+            raw, item = pending.popleft()
+            chunk = item if pool is None else item.result()
+            raw_free.append(raw)
+            yield chunk
+            free.append(chunk.obj)  # the consumer is done with it: recycle the buffer
         if not saw_eof_marker:
             log.warning("%s: no BGZF end-of-file marker; the BAM may be truncated", path)
     finally:
         fh.close()
         if pool is not None:
-            for f in pending:
+            for _, f in pending:
                 f.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -442,7 +491,7 @@ def read_header(path: str | os.PathLike) -> BamHeader:
     """Read only the header of a BAM."""
     buf = b""
     for chunk in iter_bgzf_chunks(path, raw_chunk=1 << 16):
-        buf += chunk
+        buf += bytes(chunk[RESERVE:])
         parsed = _parse_header(buf, str(path))
         if parsed is not None:
             return parsed[0]
@@ -479,12 +528,16 @@ def iter_record_batches(path: str | os.PathLike, *, threads: int = 1, chunk_byte
     tail = b""
     buf_offset = 0
     for chunk in iter_bgzf_chunks(path_s, threads=threads, raw_chunk=max(1 << 16, chunk_bytes // 3)):
-        buf = tail + chunk if tail else chunk
+        if len(tail) <= RESERVE:
+            chunk[RESERVE - len(tail):RESERVE] = tail
+            buf = memoryview(chunk)[RESERVE - len(tail):]
+        else:  # a record larger than RESERVE is still being assembled
+            buf = memoryview(bytes(tail) + bytes(chunk[RESERVE:]))
         start = 0
         if header is None:
             parsed = _parse_header(buf, path_s)
             if parsed is None:
-                tail = buf
+                tail = bytes(buf)
                 continue
             header, start = parsed
         arr = np.frombuffer(buf, dtype=np.uint8)[start:]

@@ -1,0 +1,41 @@
+"""``cfrna count``: featureCounts-exact gene counts from a BAM."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``count`` options (featureCounts' short names where they exist)."""
+    parser.add_argument("--bam", required=True, help="input BAM (coordinate- or name-sorted)")
+    parser.add_argument("--gtf", required=True, help="annotation GTF (plain or .gz)")
+    parser.add_argument("--out", required=True, help="output counts TSV (also writes OUT.summary, OUT.stats.json)")
+    parser.add_argument("--strandedness", "-s", required=True, choices=["unstranded", "forward", "reverse"],
+                        help="library strandedness (featureCounts -s 0/1/2)")
+    parser.add_argument("--paired", "-p", action="store_true", help="count read pairs (-p --countReadPairs)")
+    parser.add_argument("--min-mapq", "-Q", type=int, default=0, help="minimum mapping quality (default: 0)")
+    parser.add_argument("--primary", action="store_true", help="count primary alignments only")
+    parser.add_argument("-M", "--multi-mapping", action="store_true", help="count multi-mapping reads (NH > 1)")
+    parser.add_argument("--fraction", action="store_true", help="fractional counts with -M (1/NH) and/or -O")
+    parser.add_argument("-O", "--allow-multi-overlap", action="store_true",
+                        help="count a read for every gene it overlaps")
+    parser.add_argument("-t", "--feature-type", default="exon", help="GTF feature type (default: exon)")
+    parser.add_argument("-g", "--attribute", default="gene_id", help="GTF grouping attribute (default: gene_id)")
+    parser.add_argument("--sample", default=None, help="sample name for the stats JSON (default: BAM name)")
+    parser.add_argument("--threads", "-T", type=int, default=1, help="threads (default: 1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the count stage; prints the summary line."""
+    from cfrna.count import run_count
+
+    res = run_count(
+        args.bam, args.gtf, args.out, strandedness=args.strandedness, paired=args.paired, threads=args.threads,
+        min_mapq=args.min_mapq, primary_only=args.primary, multi_mapping=args.multi_mapping,
+        fraction=args.fraction, allow_multi_overlap=args.allow_multi_overlap, feature_type=args.feature_type,
+        attribute=args.attribute, sample=args.sample,
+    )
+    s = res["summary"]
+    total = sum(s.values())
+    print(f"{args.out}: {s['Assigned']} of {total} {'fragments' if args.paired else 'reads'} assigned")
+    return 0

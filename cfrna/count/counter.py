@@ -1,0 +1,464 @@
+"""Orchestration of ``cfrna count``: GTF -> gene index, BAM batches -> numba kernels -> outputs.
+
+Assignment follows featureCounts 2.0.3 (verified against the binary, see ``tests/test_count_fc.py``):
+
+* features of type ``-t`` grouped by ``-g`` into genes; a read (fragment) overlapping exons of
+  exactly one gene (>= 1 base, on the compatible strand) is assigned; more than one gene is
+  ``Unassigned_Ambiguity`` (``-O``: counted for each gene). Aligned blocks come from CIGAR
+  M/=/X; D and N gaps do not overlap anything; soft clips and insertions are ignored. Strand is
+  checked per feature, not per gene; a feature with strand ``.`` is never counted with
+  ``forward`` and always with ``reverse`` (featureCounts compares it as a third strand value).
+* order of checks: unmapped, ``--min-mapq`` (a fragment passes when any mapped mate passes),
+  multi-mapping (NH > 1 on any mate; records without NH count as unique, so minimap2's secondary
+  records are counted unless ``--primary``), ``--primary`` (secondary flag 0x100; supplementary
+  records are counted like featureCounts does), no features, ambiguity.
+* ``-M``: multi-mapping alignments are counted; ``--fraction``: 1/NH (largest NH of the mates)
+  with ``-M`` and 1/(number of genes) with ``-O``.
+* paired-end (``--paired`` = ``-p --countReadPairs``): mates are paired by read name, positions
+  and read-1/read-2 flags in a hash table, so coordinate-sorted and name-sorted BAMs both work
+  (memory: the mates waiting for their pair, i.e. pairs spanning the current position in a sorted
+  BAM). As in featureCounts the HI tag is part of the pairing key (a mate with ``HI:i:1`` and
+  one without HI are not a pair: they are counted as two single-mate fragments). The fragment strand is read 1's strand (the reversed read 2 when read 1 is unmapped).
+  Each mate votes once for each gene it overlaps; the gene with the most votes wins, a tie is
+  ambiguous (featureCounts' rule when mates overlap different genes). A mate absent from the file
+  leaves a single-mate fragment, counted like featureCounts counts it. Fragments whose mates are
+  on different chromosomes are counted (featureCounts without ``-C``).
+
+QC tallies (``<out>.stats.json``, one pass, fragments for pairs, primary records only):
+
+* ``primary_mapped``: fragments with a mapped, primary (not 0x100/0x800) record;
+  ``unique``: those with NH <= 1 on every mate (or no NH tag).
+* ``exonic_*``, ``intronic_*``, ``intergenic`` partition ``unique``: exonic when a mate overlaps
+  an exon of any gene (either strand); intronic when not exonic but a mate lies in a gene span
+  (first exon start .. last exon end); else intergenic. *Sense* means library-consistent: the
+  fragment's library strand (read-1 strand for ``forward``, its opposite for ``reverse``) equals
+  the strand of at least one overlapped gene. So for a reverse-stranded library a read 1 on the
+  opposite strand of the gene is *sense*; genomic DNA gives sense and antisense equally. For
+  ``unstranded`` libraries everything is counted as sense.
+* ``spliced``: a mate has an N in its CIGAR; ``mito``: a mate maps to chrM/MT/M (see
+  :data:`cfrna.reference.gtf.MITO_NAMES`).
+* ``duplicates``: primary mapped fragments with the same chromosome, start, strand (and mate
+  chromosome/start for pairs) as an earlier one. Needs a coordinate-sorted BAM (header
+  ``SO:coordinate``); ``null`` otherwise. A BAM that claims coordinate order but breaks it raises
+  :class:`InputFormatError`.
+* ``three_prime_bias`` (QUAKE-style): per gene, the 3'-most exon is the feature with the largest
+  end (``+`` strand) or smallest start (``-`` strand). Among genes with at least
+  :data:`MIN_READS_3P` fragments assigned to them alone and more than one exon, the fraction of
+  genes for which every such fragment lies entirely (all aligned blocks of all mates) inside that
+  exon. ``null`` when no gene qualifies.
+* ``genes_detected``: genes with a count > 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from cfrna.count import _kernels as K
+from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
+from cfrna.io.atomic import write_json, write_text
+from cfrna.io.bam import iter_record_batches, read_header
+from cfrna.reference import read_gtf
+from cfrna.reference.gtf import MITO_NAMES
+
+log = logging.getLogger(__name__)
+
+#: featureCounts' summary categories, in its order
+SUMMARY_CATEGORIES = (
+    "Assigned", "Unassigned_Unmapped", "Unassigned_Read_Type", "Unassigned_Singleton",
+    "Unassigned_MappingQuality", "Unassigned_Chimera", "Unassigned_FragmentLength", "Unassigned_Duplicate",
+    "Unassigned_MultiMapping", "Unassigned_Secondary", "Unassigned_NonSplit", "Unassigned_NoFeatures",
+    "Unassigned_Overlapping_Length", "Unassigned_Ambiguity",
+)
+STRANDEDNESS = {"unstranded": 0, "forward": 1, "reverse": 2}
+#: minimum fragments assigned to a gene for it to enter the 3' bias fraction
+MIN_READS_3P = 5
+_INITIAL_TABLE = 1 << 12
+
+
+class GeneIndex:
+    """Binned per-reference interval arrays for exons (merged per gene) and gene spans.
+
+    Built for one BAM header: ``tid`` in the arrays is the BAM reference id.
+    """
+
+    def __init__(self, annotation, references: list[str]):
+        genes = annotation.genes
+        feats = annotation.features
+        self.gene_ids = genes["gene_id"].tolist()
+        n_genes = len(genes)
+        self.n_genes = n_genes
+        tid_of = {name: i for i, name in enumerate(references)}
+        n_ref = len(references)
+        chrom = feats["chrom"].astype(str).to_numpy()
+        start = feats["start"].to_numpy(np.int64)
+        end = feats["end"].to_numpy(np.int64)
+        gidx = feats["gene_idx"].to_numpy(np.int64)
+        strand = feats["strand"].to_numpy()
+        tid = np.array([tid_of.get(c, -1) for c in chrom], dtype=np.int64)
+        gtf_chroms = list(dict.fromkeys(chrom.tolist()))
+        matched = [c for c in gtf_chroms if c in tid_of]
+        if not matched:
+            raise InputFormatError(
+                f"no chromosome of the GTF ({', '.join(gtf_chroms[:5])}{', …' if len(gtf_chroms) > 5 else ''}) "
+                f"is a reference of the BAM ({', '.join(references[:5])}{', …' if len(references) > 5 else ''})",
+                where=annotation.path, hint="use the GTF of the genome the reads were aligned to (chr1 vs 1 naming?)",
+            )
+        unmatched = [c for c in gtf_chroms if c not in tid_of]
+        if unmatched:
+            log.warning("%d GTF chromosome(s) are not in the BAM and get no reads: %s", len(unmatched),
+                        ", ".join(unmatched[:10]) + (" …" if len(unmatched) > 10 else ""))
+        self.unmatched_chromosomes = unmatched
+        # gene strand (+1/-1; 0 for '.' or mixed)
+        gs = np.zeros(n_genes, np.int8)
+        first = genes["strand"].to_numpy()
+        gs[first == "+"] = 1
+        gs[first == "-"] = -1
+        self.gstrand = gs
+        # exons merged per (gene, strand, tid); the index item is the hit code gene * 4 + strand
+        # (0 '.', 1 '+', 2 '-'): featureCounts checks the strand of each feature, not of the gene
+        keep = tid >= 0
+        scode = np.where(strand == "+", 1, np.where(strand == "-", 2, 0)).astype(np.int64)
+        ex = _merge(tid[keep], gidx[keep] * 4 + scode[keep], start[keep], end[keep])
+        self.n_exon_blocks = np.bincount(_merge(tid[keep], gidx[keep], start[keep], end[keep])[1],
+                                         minlength=n_genes)
+        self.exon = _binned(*ex, n_ref)
+        # spans per (gene, tid)
+        sp = _spans(tid[keep], gidx[keep], start[keep], end[keep])
+        self.span = _binned(*sp, n_ref)
+        # 3'-most exon per gene
+        tp_tid = np.full(n_genes, -1, np.int32)
+        tp_s = np.zeros(n_genes, np.int32)
+        tp_e = np.zeros(n_genes, np.int32)
+        ft, fg, fs, fe, fst = tid[keep], gidx[keep], start[keep], end[keep], strand[keep]
+        minus = fst == "-"
+        # + strand: max end, then min start; - strand: min start, then max end
+        key1 = np.where(minus, fs, -fe)
+        key2 = np.where(minus, -fe, fs)
+        order = np.lexsort((key2, key1, fg))
+        firsts = order[np.r_[True, fg[order][1:] != fg[order][:-1]]] if len(order) else order
+        tp_tid[fg[firsts]] = ft[firsts]
+        tp_s[fg[firsts]] = fs[firsts]
+        tp_e[fg[firsts]] = fe[firsts]
+        self.tp = (tp_tid, tp_s, tp_e)
+        self.tid_ok = np.zeros(max(n_ref, 1), np.bool_)
+        self.tid_ok[np.unique(tid[keep])] = True
+        self.mito_tid = np.array([r in MITO_NAMES for r in references] or [False], dtype=np.bool_)
+
+
+def _merge(tid, gidx, start, end):
+    """Union of each gene's features per reference: arrays (tid, gene, start, end)."""
+    if len(tid) == 0:
+        z = np.zeros(0, np.int64)
+        return z, z, z, z
+    order = np.lexsort((start, gidx, tid))
+    t, g, s, e = tid[order], gidx[order], start[order], end[order]
+    out_t, out_g, out_s, out_e = [], [], [], []
+    ct, cg, cs, ce = t[0], g[0], s[0], e[0]
+    for ti, gi, si, ei in zip(t[1:].tolist(), g[1:].tolist(), s[1:].tolist(), e[1:].tolist()):
+        if ti == ct and gi == cg and si <= ce + 1:
+            if ei > ce:
+                ce = ei
+        else:
+            out_t.append(ct), out_g.append(cg), out_s.append(cs), out_e.append(ce)
+            ct, cg, cs, ce = ti, gi, si, ei
+    out_t.append(ct), out_g.append(cg), out_s.append(cs), out_e.append(ce)
+    return (np.asarray(out_t, np.int64), np.asarray(out_g, np.int64), np.asarray(out_s, np.int64),
+            np.asarray(out_e, np.int64))
+
+
+def _spans(tid, gidx, start, end):
+    if len(tid) == 0:
+        z = np.zeros(0, np.int64)
+        return z, z, z, z
+    key = tid * (int(gidx.max()) + 1) + gidx
+    uniq, inv = np.unique(key, return_inverse=True)
+    s = np.full(len(uniq), np.iinfo(np.int64).max)
+    e = np.zeros(len(uniq), np.int64)
+    np.minimum.at(s, inv, start)
+    np.maximum.at(e, inv, end)
+    n = int(gidx.max()) + 1
+    return uniq // n, uniq % n, s, e
+
+
+def _binned(tid, item, start, end, n_ref):
+    """CSR bin index: (iv_s, iv_e, iv_item, bin_off, bin_n, bin_ptr, bin_items)."""
+    shift = K.BIN_SHIFT
+    bin_n = np.zeros(max(n_ref, 1), np.int64)
+    for t in np.unique(tid):
+        bin_n[t] = int(end[tid == t].max() >> shift) + 1
+    bin_off = np.zeros(max(n_ref, 1), np.int64)
+    if n_ref > 1:
+        bin_off[1:] = np.cumsum(bin_n)[:-1]
+    total = int(bin_n.sum())
+    # each interval goes into every bin it touches
+    b0 = start >> shift
+    b1 = end >> shift
+    reps = (b1 - b0 + 1).astype(np.int64)
+    iv = np.repeat(np.arange(len(start), dtype=np.int64), reps)
+    within = np.arange(int(reps.sum()), dtype=np.int64) - np.repeat(np.cumsum(reps) - reps, reps)
+    gbin = bin_off[tid[iv]] + b0[iv] + within if len(iv) else np.zeros(0, np.int64)
+    order = np.argsort(gbin, kind="stable")
+    bin_items = iv[order].astype(np.int64)
+    counts = np.bincount(gbin, minlength=total) if total else np.zeros(0, np.int64)
+    bin_ptr = np.zeros(total + 1, np.int64)
+    bin_ptr[1:] = np.cumsum(counts)
+    return (start.astype(np.int64), end.astype(np.int64), item.astype(np.int64), bin_off, bin_n, bin_ptr,
+            bin_items)
+
+
+class _State:
+    """Accumulators and the pending-mate table passed to the kernels."""
+
+    def __init__(self, n_genes: int, table: int):
+        self.counts = np.zeros(n_genes, np.float64)
+        # summary categories then QC tallies; per gene: fragments assigned alone, of which inside the 3' exon
+        self.acc = np.zeros(K.N_SUMMARY + K.N_STATS, np.int64)
+        self.per_gene = np.zeros((n_genes, 2), np.int64)
+        self.votes = np.zeros((2 * K.MAXH, 3), np.int64)  # gene, votes, last voting mate
+        self.dup_state = np.array([-1, -1, 0, 0, 0, 0], np.int64)
+        self.dup_keys = np.zeros(4096, np.int64)
+        self._alloc(table)
+
+    def _alloc(self, cap: int):
+        self.t_state = np.zeros(cap, np.int8)
+        self.t_key = np.zeros(cap, np.uint64)
+        self.t_a = np.zeros(cap, np.int32)
+        self.t_b = np.zeros(cap, np.int32)
+        self.t_c = np.zeros(cap, np.int32)
+        self.t_d = np.zeros(cap, np.int32)
+        rows = cap + 2
+        # mate slots: [flag, tid, pos, mapq, NH, spliced, n exon-gene hits, n span-gene hits], hits, 3' flags, spans
+        self.m = (np.zeros((rows, 8), np.int64), np.zeros((rows, K.MAXH), np.int64),
+                  np.zeros((rows, K.MAXH), np.int8), np.zeros((rows, K.MAXH), np.int64))
+
+    @property
+    def summary(self) -> np.ndarray:
+        return self.acc[:K.N_SUMMARY]
+
+    @property
+    def stats(self) -> np.ndarray:
+        return self.acc[K.N_SUMMARY:]
+
+    @property
+    def n_uni(self) -> np.ndarray:
+        return self.per_gene[:, 0]
+
+    @property
+    def n_3p(self) -> np.ndarray:
+        return self.per_gene[:, 1]
+
+    @property
+    def table(self):
+        return (self.t_state, self.t_key, self.t_a, self.t_b, self.t_c, self.t_d)
+
+    def grow(self):
+        cap = len(self.t_state)
+        new_cap = cap * 2
+        old_table, old_m = self.table, self.m
+        self._alloc(new_cap)
+        n = K.rehash(*old_table, *self.table, *[x[:cap] for x in old_m], *self.m)
+        self.dup_state[4] = n
+        self.dup_state[5] = 0
+        log.debug("pending-mate table: %d live entries, capacity %d", n, new_cap)
+
+
+def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int = 1, min_mapq: int = 0,
+              primary_only: bool = False, multi_mapping: bool = False, fraction: bool = False,
+              allow_multi_overlap: bool = False, chunk_bytes: int = 1 << 22) -> dict:
+    """Count one BAM against an :class:`~cfrna.reference.gtf.Annotation`; returns raw arrays and tallies."""
+    header = read_header(bam)
+    if not header.references:
+        raise InputFormatError("BAM header has no reference sequences (@SQ)", where=str(bam),
+                               hint="the BAM has no alignments to a genome; re-create it with the aligner")
+    index = GeneIndex(annotation, header.references)
+    sorted_coord = header.sort_order == "coordinate"
+    opt = np.zeros(8, np.int64)
+    opt[K.O_STRAND] = strandedness
+    opt[K.O_PAIRED] = int(paired)
+    opt[K.O_MINQ] = int(min_mapq)
+    opt[K.O_PRIMARY] = int(primary_only)
+    opt[K.O_MULTI] = int(multi_mapping)
+    opt[K.O_FRACTION] = int(fraction)
+    opt[K.O_MULTIOVL] = int(allow_multi_overlap)
+    opt[K.O_SORTED] = int(sorted_coord)
+    st = _State(index.n_genes, _INITIAL_TABLE if paired else 2)
+    n_records = 0
+    n_paired_flag = 0
+    ex, sp = index.exon, index.span
+    for _hdr, rec in iter_record_batches(bam, threads=threads, chunk_bytes=chunk_bytes):
+        n_records += rec.n
+        if not n_paired_flag:
+            n_paired_flag = int(np.count_nonzero(rec.flag[:rec.n] & 1))
+            if n_paired_flag and not paired:
+                raise ConfigError("paired-end reads in the BAM, but --paired was not given", where=str(bam),
+                                  hint="add --paired to count fragments (featureCounts refuses this too)")
+        start = 0
+        while True:
+            nxt, err, where = K.count_records(
+                rec.n, rec.flag, rec.tid, rec.pos, rec.mapq, rec.nh, rec.hi, rec.mtid, rec.mpos, rec.qhash, rec.has_n,
+                rec.blk_off, rec.nblk, rec.blk_start, rec.blk_end, start, opt, index.tid_ok, index.mito_tid,
+                index.gstrand, *ex, *sp, *index.tp, st.counts, st.acc, st.per_gene, st.votes, st.dup_state,
+                st.dup_keys, *st.table, *st.m)
+            if err == K.E_OK:
+                break
+            if err == K.E_TABLE_FULL:
+                st.grow()
+                start = int(nxt)
+                continue
+            rno = n_records - rec.n + int(where) + 1
+            if err == K.E_UNSORTED:
+                raise InputFormatError(
+                    f"BAM header says SO:coordinate but record {rno} is out of order", where=str(bam),
+                    hint="sort it with samtools sort (or fix the header)",
+                )
+            raise InputFormatError(
+                f"record {rno} overlaps more than {K.MAXH} genes", where=str(bam),
+                hint="the annotation has too many overlapping genes at this locus; use a gene-level GTF",
+            )
+    if paired and n_records and not n_paired_flag:
+        raise ConfigError("no paired-end reads in the BAM, but --paired was given", where=str(bam),
+                          hint="drop --paired for single-end data (featureCounts refuses this too)")
+    if paired:
+        left = K.flush_pending(opt, index.gstrand, index.mito_tid, st.counts, st.acc, st.per_gene, st.votes,
+                               st.t_state, *st.m)
+        if left:
+            log.info("%d mate(s) without their pair in the BAM were counted as single-mate fragments", left)
+    if n_records == 0:
+        log.warning("%s contains no alignment records", bam)
+    return {"index": index, "state": st, "records": n_records, "sorted": sorted_coord}
+
+
+def _format_count(x: float, *, fraction: bool) -> str:
+    if not fraction:
+        return str(int(round(x)))
+    if x == int(x):
+        return str(int(x))
+    return f"{x:.2f}"
+
+
+def run_count(
+    bam: str | os.PathLike,
+    gtf: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    strandedness: Literal["unstranded", "forward", "reverse"],
+    paired: bool,
+    threads: int = 1,
+    min_mapq: int = 0,
+    primary_only: bool = False,
+    multi_mapping: bool = False,
+    fraction: bool = False,
+    allow_multi_overlap: bool = False,
+    feature_type: str = "exon",
+    attribute: str = "gene_id",
+    sample: str | None = None,
+) -> dict:
+    """Count reads (fragments for pairs) per gene exactly as featureCounts 2.0.3 does.
+
+    Parameters
+    ----------
+    bam
+        Input BAM (coordinate- or name-sorted; any order works for counting).
+    gtf
+        Annotation (plain or gzipped GTF).
+    out
+        Output counts table ``gene_id<TAB>count``; ``<out>.summary`` and ``<out>.stats.json`` are
+        written next to it.
+    strandedness
+        ``unstranded`` (-s 0), ``forward`` (-s 1) or ``reverse`` (-s 2).
+    paired
+        Count fragments of paired-end reads (featureCounts ``-p --countReadPairs``).
+    threads
+        Decompression threads (default: 1).
+    min_mapq
+        Minimum mapping quality (``-Q``; default: 0).
+    primary_only
+        Count primary alignments only (``--primary``; default: False).
+    multi_mapping
+        Count multi-mapping reads (``-M``; default: False).
+    fraction
+        Fractional counts (``--fraction``; requires ``multi_mapping`` or ``allow_multi_overlap``).
+    allow_multi_overlap
+        Count a read for every gene it overlaps (``-O``; default: False).
+    feature_type, attribute
+        GTF feature type (``-t``) and grouping attribute (``-g``).
+    sample
+        Sample name for the stats JSON (default: the BAM file name without ``.bam``).
+
+    Returns
+    -------
+    dict
+        ``{"summary": {category: n}, "stats": {...}, "counts": path, "records": n}``.
+
+    Raises
+    ------
+    ConfigError
+        Invalid option values.
+    InputFormatError
+        Corrupt, truncated or non-BAM input; GTF chromosomes absent from the BAM.
+    EmptyResultError
+        The BAM has no records at all.
+    """
+    if strandedness not in STRANDEDNESS:
+        raise ConfigError(f"unknown strandedness {strandedness!r}", where="--strandedness",
+                          hint="use unstranded, forward or reverse")
+    if fraction and not (multi_mapping or allow_multi_overlap):
+        raise ConfigError("--fraction needs -M/--multi-mapping or -O/--allow-multi-overlap", where="--fraction",
+                          hint="add -M or -O, or drop --fraction")
+    if min_mapq < 0 or min_mapq > 255:
+        raise ConfigError(f"--min-mapq {min_mapq} is outside 0..255", where="--min-mapq")
+    if threads < 1:
+        raise ConfigError(f"--threads {threads} must be >= 1", where="--threads")
+    bam = Path(bam)
+    out = Path(out)
+    if not bam.exists():
+        raise InputFormatError("BAM file not found", where=str(bam), hint="check the --bam path")
+    annotation = read_gtf(gtf, feature_type=feature_type, attribute=attribute)
+    res = count_bam(bam, annotation, strandedness=STRANDEDNESS[strandedness], paired=paired, threads=threads,
+                    min_mapq=min_mapq, primary_only=primary_only, multi_mapping=multi_mapping, fraction=fraction,
+                    allow_multi_overlap=allow_multi_overlap)
+    if res["records"] == 0:
+        raise EmptyResultError("BAM has no alignment records", where=str(bam),
+                               hint="check the alignment step produced reads")
+    index, st = res["index"], res["state"]
+    lines = [f"{g}\t{_format_count(c, fraction=fraction)}" for g, c in zip(index.gene_ids, st.counts.tolist(),
+                                                                        strict=True)]
+    write_text(out, "gene_id\tcount\n" + "\n".join(lines) + "\n")
+    summary = {k: int(v) for k, v in zip(SUMMARY_CATEGORIES, st.summary.tolist(), strict=True)}
+    write_text(str(out) + ".summary", f"Status\t{bam}\n" + "".join(f"{k}\t{v}\n" for k, v in summary.items()))
+    stats = _stats(res, sample=sample or bam.name.removesuffix(".bam"), strandedness=strandedness, paired=paired)
+    write_json(str(out) + ".stats.json", stats)
+    log.info("%s: %d records, %d assigned (%s), %d genes detected", bam, res["records"], summary["Assigned"],
+             "fragments" if paired else "reads", stats["genes_detected"])
+    return {"summary": summary, "stats": stats, "counts": str(out), "records": res["records"]}
+
+
+def _stats(res: dict, *, sample: str, strandedness: str, paired: bool) -> dict:
+    index, st = res["index"], res["state"]
+    s = st.stats
+    multi_exon = index.n_exon_blocks > 1
+    eligible = (st.n_uni >= MIN_READS_3P) & multi_exon
+    n_elig = int(eligible.sum())
+    bias = float((st.n_3p[eligible] == st.n_uni[eligible]).sum() / n_elig) if n_elig else None
+    return {
+        "sample": sample,
+        "strandedness": strandedness,
+        "paired": bool(paired),
+        "primary_mapped": int(s[K.T_PRIMARY]),
+        "unique": int(s[K.T_UNIQUE]),
+        "exonic_sense": int(s[K.T_EX_SENSE]),
+        "exonic_antisense": int(s[K.T_EX_ANTI]),
+        "intronic_sense": int(s[K.T_IN_SENSE]),
+        "intronic_antisense": int(s[K.T_IN_ANTI]),
+        "intergenic": int(s[K.T_INTERGENIC]),
+        "spliced": int(s[K.T_SPLICED]),
+        "mito": int(s[K.T_MITO]),
+        "duplicates": int(s[K.T_DUPS]) if res["sorted"] else None,
+        "three_prime_bias": bias,
+        "genes_detected": int((st.counts > 0).sum()),
+    }

@@ -1,0 +1,429 @@
+"""Slow, obviously correct reference for ``cfrna.count`` (pysam loop, brute-force overlaps).
+
+It states featureCounts' rules (as verified against featureCounts 2.0.3) directly in Python and
+is used by the tests to check the numba kernels on small BAMs. Not for production use.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pysam
+
+from cfrna.reference import read_gtf
+from cfrna.reference.gtf import MITO_NAMES
+
+CATS = (
+    "Assigned", "Unassigned_Unmapped", "Unassigned_Read_Type", "Unassigned_Singleton",
+    "Unassigned_MappingQuality", "Unassigned_Chimera", "Unassigned_FragmentLength", "Unassigned_Duplicate",
+    "Unassigned_MultiMapping", "Unassigned_Secondary", "Unassigned_NonSplit", "Unassigned_NoFeatures",
+    "Unassigned_Overlapping_Length", "Unassigned_Ambiguity",
+)
+
+
+def blocks(rec):
+    """Aligned blocks (1-based inclusive): M/=/X extend a block; D and N end it."""
+    out = []
+    ref = rec.reference_start + 1
+    cur = None
+    for op, ln in rec.cigartuples or []:
+        if op in (0, 7, 8):
+            if cur is None:
+                cur = ref
+            ref += ln
+        elif op in (2, 3):
+            if cur is not None:
+                out.append((cur, ref - 1))
+                cur = None
+            ref += ln
+    if cur is not None:
+        out.append((cur, ref - 1))
+    return out
+
+
+def naive_count(bam, gtf, *, strandedness=0, paired=False, min_mapq=0, primary_only=False,
+                multi_mapping=False, fraction=False, allow_multi_overlap=False, min_reads_3p=5,
+                trace=None):
+    """Return (counts dict gene->float, summary dict, stats dict); ``trace``: dict filled name -> category."""
+    ann = read_gtf(gtf)
+    genes = ann.gene_ids
+    gstrand = {g: s for g, s in zip(genes, ann.genes["strand"], strict=True)}
+    feats = defaultdict(list)  # chrom -> [(start, end, gene)]
+    spans = {}
+    tp = {}
+    for c, s, e, st, gi in zip(ann.features["chrom"].astype(str), ann.features["start"], ann.features["end"],
+                               ann.features["strand"], ann.features["gene_idx"], strict=True):
+        g = genes[gi]
+        feats[c].append((int(s), int(e), g, st))
+        lo, hi = spans.get((c, g), (int(s), int(e)))
+        spans[(c, g)] = (min(lo, int(s)), max(hi, int(e)))
+        key = (-int(e), int(s)) if st != "-" else (int(s), -int(e))
+        if g not in tp or key < tp[g][0]:
+            tp[g] = (key, c, int(s), int(e))
+    exon_blocks = defaultdict(set)
+    for c, lst in feats.items():
+        for s, e, g, _ in lst:
+            exon_blocks[g].add((c, s, e))
+    multi_exon = {g: _n_merged(v) > 1 for g, v in exon_blocks.items()}
+
+    counts = dict.fromkeys(genes, 0.0)
+    summary = dict.fromkeys(CATS, 0)
+    stats = dict.fromkeys(["primary_mapped", "unique", "exonic_sense", "exonic_antisense", "intronic_sense",
+                           "intronic_antisense", "intergenic", "spliced", "mito", "duplicates"], 0)
+    n_uni = defaultdict(int)
+    n_3p = defaultdict(int)
+
+    def mate_info(rec):
+        info = {"name": rec.query_name, "flag": rec.flag, "mapq": rec.mapping_quality, "chrom": None, "blocks": [],
+                "nh": rec.get_tag("NH") if rec.has_tag("NH") else -1, "spliced": False}
+        if not rec.is_unmapped and rec.reference_id >= 0:
+            info["chrom"] = rec.reference_name
+            info["blocks"] = blocks(rec)
+            info["spliced"] = any(op == 3 for op, _ in rec.cigartuples or [])
+        hits = set()  # (gene, feature strand)
+        for s, e, g, st in feats.get(info["chrom"], []):
+            if any(bs <= e and be >= s for bs, be in info["blocks"]):
+                hits.add((g, st))
+        info["hits"] = hits
+        info["genes"] = {g for g, _ in hits}
+        sp = set()
+        for (c, g), (s, e) in spans.items():
+            if c == info["chrom"] and any(bs <= e and be >= s for bs, be in info["blocks"]):
+                sp.add(g)
+        info["spans"] = sp
+        return info
+
+    def fragment(mates):
+        cat = _fragment(mates)
+        if trace is not None:
+            trace[mates[0]["name"]] = cat
+
+    def _fragment(mates):
+        mapped = [m for m in mates if not m["flag"] & 4 and m["chrom"] is not None]
+        nh = max([max(m["nh"], 1) for m in mapped] + [1])
+        fstrand = 0
+        r1 = [m for m in mapped if not (paired and m["flag"] & 1 and m["flag"] & 128 and not m["flag"] & 64)]
+        if r1:
+            fstrand = -1 if r1[-1]["flag"] & 16 else 1
+        elif mapped:
+            fstrand = 1 if mapped[-1]["flag"] & 16 else -1
+        lib = -fstrand if strandedness == 2 else fstrand
+
+        def is_sense(strands):
+            return any(strandedness == 0 or st not in "+-" or (1 if st == "+" else -1) == lib for st in strands)
+
+        if mapped and all(not m["flag"] & 0x900 for m in mates):
+            stats["primary_mapped"] += 1
+            stats["spliced"] += any(m["spliced"] for m in mapped)
+            stats["mito"] += any(m["chrom"] in MITO_NAMES for m in mapped)
+            if nh <= 1:
+                stats["unique"] += 1
+                ex = {st for m in mapped for _, st in m["hits"]}
+                sp = {gstrand[g] for m in mapped for g in m["spans"]}
+                if ex:
+                    stats["exonic_sense" if is_sense(ex) else "exonic_antisense"] += 1
+                elif sp:
+                    stats["intronic_sense" if is_sense(sp) else "intronic_antisense"] += 1
+                else:
+                    stats["intergenic"] += 1
+        f0 = mates[0]["flag"]
+        if len(mates) == 2:
+            if all(m["flag"] & 4 for m in mates):
+                summary["Unassigned_Unmapped"] += 1
+                return "Unassigned_Unmapped"
+        elif f0 & 4 and (not paired or not f0 & 1 or f0 & 8):
+            summary["Unassigned_Unmapped"] += 1
+            return "Unassigned_Unmapped"
+        # records are checked later-in-file first; MAPQ fails the fragment when both records fail
+        prev_failed = not paired
+        for m in reversed(mates):
+            if min_mapq > 0 and m["mapq"] < min_mapq:
+                if prev_failed:
+                    summary["Unassigned_MappingQuality"] += 1
+                    return "Unassigned_MappingQuality"
+                prev_failed = True
+            if m["flag"] & 4:
+                continue  # unmapped records only take part in the MAPQ rule
+            if m["nh"] > 1 and not multi_mapping:
+                summary["Unassigned_MultiMapping"] += 1
+                return "Unassigned_MultiMapping"
+            if primary_only and m["flag"] & 256:
+                summary["Unassigned_Secondary"] += 1
+                return "Unassigned_Secondary"
+        if prev_failed and len(mates) == 1 and min_mapq > 0 and mates[0]["mapq"] < min_mapq:
+            summary["Unassigned_MappingQuality"] += 1
+            return "Unassigned_MappingQuality"
+        votes = defaultdict(int)
+        for m in mapped:
+            voted = set()
+            for g, st in m["hits"]:
+                # featureCounts: a '.' feature never equals the read strand
+                fs = 1 if st == "+" else -1 if st == "-" else 0
+                if strandedness == 1 and fs != fstrand:
+                    continue
+                if strandedness == 2 and fs == fstrand:
+                    continue
+                voted.add(g)
+            for g in voted:
+                votes[g] += 1
+        if not votes:
+            summary["Unassigned_NoFeatures"] += 1
+            return "Unassigned_NoFeatures"
+        div = nh if fraction and multi_mapping else 1
+        if allow_multi_overlap and fraction:
+            div *= len(votes)
+        w = float(np.float32(1.0) / np.float32(div))  # featureCounts: single precision
+        if allow_multi_overlap:
+            for g in votes:
+                counts[g] += w
+            summary["Assigned"] += 1
+            if len(votes) > 1:
+                return "Assigned"
+            g = next(iter(votes))
+        else:
+            top = max(votes.values())
+            best = [g for g, v in votes.items() if v == top]
+            if len(best) > 1:
+                summary["Unassigned_Ambiguity"] += 1
+                return "Unassigned_Ambiguity"
+            g = best[0]
+            counts[g] += w
+            summary["Assigned"] += 1
+        n_uni[g] += 1
+        _, c, s, e = tp[g]
+        if all(g in m["genes"] and m["chrom"] == c and all(s <= bs and be <= e for bs, be in m["blocks"])
+               for m in mapped):
+            n_3p[g] += 1
+        return "Assigned"
+
+    pending = {}
+    seen_dup = set()
+    with pysam.AlignmentFile(str(bam), "rb", check_sq=False) as fh:
+        sorted_coord = fh.header.to_dict().get("HD", {}).get("SO") == "coordinate"
+        for rec in fh.fetch(until_eof=True):
+            fl = rec.flag
+            if sorted_coord and not fl & 0x904 and rec.reference_id >= 0:
+                rep = True
+                key = (rec.reference_id, rec.reference_start, bool(fl & 16))
+                if paired and fl & 1 and not fl & 8:
+                    if rec.next_reference_id == rec.reference_id:
+                        rep = rec.next_reference_start > rec.reference_start or (
+                            rec.next_reference_start == rec.reference_start and fl & 64)
+                    else:
+                        rep = bool(fl & 64)
+                    key += (rec.next_reference_id, rec.next_reference_start)
+                if rep:
+                    if key in seen_dup:
+                        stats["duplicates"] += 1
+                    seen_dup.add(key)
+            info = mate_info(rec)
+            if not paired or not fl & 1:
+                fragment([info])
+                continue
+            hi = rec.get_tag("HI") if rec.has_tag("HI") else None
+            if fl & 64 or not fl & 128:
+                k = (rec.query_name, hi, rec.reference_id, rec.reference_start, rec.next_reference_id,
+                     rec.next_reference_start)
+            else:
+                k = (rec.query_name, hi, rec.next_reference_id, rec.next_reference_start, rec.reference_id,
+                     rec.reference_start)
+            lst = pending.setdefault(k, [])
+            mate = next((j for j, (f, _) in enumerate(lst) if (f & 0xC0) != (fl & 0xC0)), None)
+            if mate is None:
+                lst.append((fl, info))
+            else:
+                other = lst.pop(mate)[1]
+                if not lst:
+                    del pending[k]
+                fragment([other, info])
+    for lst in pending.values():
+        for _, info in lst:
+            fragment([info])
+    if not sorted_coord:
+        stats["duplicates"] = None
+    elig = [g for g in genes if n_uni[g] >= min_reads_3p and multi_exon.get(g)]
+    stats["three_prime_bias"] = (sum(n_3p[g] == n_uni[g] for g in elig) / len(elig)) if elig else None
+    stats["genes_detected"] = sum(1 for v in counts.values() if v > 0)
+    return counts, summary, stats
+
+
+def _n_merged(blocks_) -> int:
+    n = 0
+    cur = None
+    for c, s, e in sorted(blocks_):
+        if cur is None or c != cur[0] or s > cur[2] + 1:
+            n += 1
+            cur = [c, s, e]
+        else:
+            cur[2] = max(cur[2], e)
+    return n
+
+
+# --------------------------------------------------------------------------- synthetic test data
+
+
+def make_synthetic(outdir, *, paired: bool, n: int = 3000, seed: int = 0, sort: str = "coordinate"):
+    """Write a random GTF and BAM exercising every rule; returns (bam, gtf).
+
+    Genes overlap on both strands, reads are spliced / have deletions, insertions and soft clips,
+    NH is absent, 1 or >1, secondaries, supplementaries, unmapped reads and mates, mates on other
+    chromosomes, missing mates, low MAPQ and exact duplicates all occur. ``sort``: ``coordinate``,
+    ``name`` or ``none``.
+    """
+    import random
+    from pathlib import Path
+
+    rng = random.Random(seed)
+    outdir = Path(outdir)
+    chroms = [("chr1", 60000), ("chr2", 40000), ("chrM", 5000), ("chrUn", 3000)]
+    lines = []
+    gene_locs = []
+    gi = 0
+    for c, ln in chroms[:3]:
+        pos = 200
+        while pos < ln - 4000:
+            gi += 1
+            st = rng.choice("+-")
+            nex = rng.randint(1, 4)
+            s = pos
+            for k in range(nex):
+                el = rng.randint(80, 300)
+                est = st if rng.random() < 0.93 else rng.choice("+-.")  # a few '.' / mixed-strand exons
+                lines.append(f'{c}\tsyn\texon\t{s}\t{s + el - 1}\t.\t{est}\t.\tgene_id "G{gi:03d}"; '
+                             f'transcript_id "T{gi:03d}"; exon_number "{k + 1}";')
+                s += el + rng.randint(100, 600)
+            gene_locs.append((c, pos, s))
+            # overlapping gene on either strand sometimes
+            if rng.random() < 0.4:
+                gi += 1
+                os_ = pos + rng.randint(0, max(1, s - pos - 100))
+                lines.append(f'{c}\tsyn\texon\t{os_}\t{os_ + rng.randint(50, 400)}\t.\t{rng.choice("+-")}\t.\t'
+                             f'gene_id "G{gi:03d}"; transcript_id "T{gi:03d}";')
+            pos = s + rng.randint(-50, 1500)
+            pos = max(pos, 100)
+    gtf = outdir / "syn.gtf"
+    gtf.write_text("\n".join(lines) + "\n")
+    hdr = {"HD": {"VN": "1.6", "SO": "coordinate" if sort == "coordinate" else "unsorted"},
+           "SQ": [{"SN": c, "LN": ln} for c, ln in chroms]}
+    if sort == "name":
+        hdr["HD"]["SO"] = "queryname"
+
+    def cigar(rl):
+        ops = []
+        left = rl
+        if rng.random() < 0.15:
+            sc = rng.randint(1, 10)
+            ops.append((4, sc))
+            left -= sc
+        while left > 0:
+            m = min(left, rng.randint(10, 60))
+            ops.append((0, m))
+            left -= m
+            if left > 0:
+                r = rng.random()
+                if r < 0.25:
+                    ops.append((3, rng.randint(50, 800)))
+                elif r < 0.35:
+                    ops.append((2, rng.randint(1, 30)))
+                elif r < 0.45:
+                    ins = min(left, rng.randint(1, 3))
+                    ops.append((1, ins))
+                    left -= ins
+        return ops
+
+    recs = []
+    cnames = [c for c, _ in chroms]
+
+    def place():
+        if rng.random() < 0.8:
+            c, s, e = rng.choice(gene_locs)
+            return cnames.index(c), rng.randint(max(0, s - 300), e)
+        c = rng.randrange(len(chroms))
+        return c, rng.randint(0, chroms[c][1] - 1200)
+
+    def seg(name, flag, tid, pos, cig, mq, nh, mtid=-1, mpos=-1, hi=-1):
+        recs.append((name, flag, tid, pos, cig, mq, nh, mtid, mpos, hi))
+
+    last = None
+    for i in range(n):
+        name = f"r{i:06d}"
+        nh = rng.choice([-1, -1, 1, 1, 1, 1, 1, 2, 3]) if rng.random() < 0.9 else 0
+        mq = rng.choice([0, 1, 3, 10, 30, 60, 60, 60, 255])
+        extra = 0
+        r = rng.random()
+        if r < 0.04:
+            extra = 256
+        elif r < 0.06:
+            extra = 2048
+        if last is not None and rng.random() < 0.05:
+            tid, pos, off = last  # duplicate start (and mate start)
+        else:
+            tid, pos = place()
+            off = rng.randint(0, 400)
+        last = (tid, pos, off)
+        rl = rng.randint(30, 100)
+        if not paired:
+            if rng.random() < 0.05:
+                seg(name, 4, -1 if rng.random() < 0.5 else tid, -1 if rng.random() < 0.5 else pos, None, 0, -1)
+            else:
+                seg(name, extra | (16 if rng.random() < 0.5 else 0), tid, pos, cigar(rl), mq, nh)
+            continue
+        # pairs
+        kind = rng.random()
+        r1rev = rng.random() < 0.5
+        mtid, mpos = tid, pos + off
+        if kind < 0.05:  # mate on another chromosome
+            mtid, mpos = place()
+        f1 = 1 | 64 | extra | (16 if r1rev else 0) | (0 if r1rev else 32)
+        f2 = 1 | 128 | extra | (0 if r1rev else 16) | (32 if r1rev else 0)
+        nh2 = nh if rng.random() < 0.9 else rng.choice([-1, 1, 2])
+        if kind < 0.05:
+            seg(name, f1, tid, pos, cigar(rl), mq, nh, mtid, mpos)
+            seg(name, f2, mtid, mpos, cigar(rl), mq, nh2, tid, pos)
+        elif kind < 0.10:  # read 2 unmapped, placed at read 1
+            seg(name, (f1 | 8) & ~32, tid, pos, cigar(rl), mq, nh, tid, pos)
+            seg(name, (f2 | 4) & ~16, tid, pos, None, 0, -1, tid, pos)
+        elif kind < 0.13:  # read 1 unmapped, placed at read 2
+            seg(name, (f1 | 4) & ~16, mtid, mpos, None, 0, -1, mtid, mpos)
+            seg(name, (f2 | 8) & ~32, mtid, mpos, cigar(rl), mq, nh2, mtid, mpos)
+        elif kind < 0.15:  # both unmapped
+            seg(name, 1 | 64 | 4 | 8, -1, -1, None, 0, -1)
+            seg(name, 1 | 128 | 4 | 8, -1, -1, None, 0, -1)
+        elif kind < 0.17:  # mate missing from the file
+            seg(name, f1 if rng.random() < 0.5 else f2, tid, pos, cigar(rl), mq, nh, mtid, mpos)
+        elif kind < 0.18:  # an unpaired read among pairs
+            seg(name, extra | (16 if r1rev else 0), tid, pos, cigar(rl), mq, nh)
+        else:  # HI on both mates, on read 1 only (featureCounts then does not pair them), or none
+            h = rng.random()
+            hi1, hi2 = (1, 1) if h < 0.3 else (1, -1) if h < 0.35 else (-1, -1)
+            seg(name, f1, tid, pos, cigar(rl), rng.choice([mq, mq, 0]), nh, mtid, mpos, hi1)
+            seg(name, f2, mtid, mpos, cigar(rl), mq, nh2, tid, pos, hi2)
+    if sort == "coordinate":
+        recs.sort(key=lambda r: (r[2] if r[2] >= 0 else 1 << 30, r[3]))
+    elif sort == "name":
+        recs.sort(key=lambda r: r[0])
+    bam = outdir / f"syn_{'pe' if paired else 'se'}_{sort}.bam"
+    with pysam.AlignmentFile(str(bam), "wb", header=hdr) as out:
+        for name, flag, tid, pos, cig, mq, nh, mtid, mpos, hi in recs:
+            a = pysam.AlignedSegment(out.header)
+            a.query_name = name
+            a.flag = flag
+            a.reference_id = tid
+            a.reference_start = pos
+            a.next_reference_id = mtid
+            a.next_reference_start = mpos
+            a.mapping_quality = mq
+            if cig and not flag & 4:
+                a.cigartuples = cig
+                ql = sum(ln for op, ln in cig if op in (0, 1, 4, 7, 8))
+            else:
+                ql = 40
+            a.query_sequence = "A" * ql
+            a.query_qualities = pysam.qualitystring_to_array("I" * ql)
+            if nh >= 0:
+                a.set_tag("NH", nh)
+            if hi >= 0:
+                a.set_tag("HI", hi)
+            out.write(a)
+    return bam, gtf
