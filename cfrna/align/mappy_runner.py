@@ -232,8 +232,8 @@ def _records_pe(seg1: _Seg, seg2: _Seg) -> list[str]:
         if p is None:
             if op is None:
                 out.append(f"{q}\t{base | 4}\t*\t0\t0\t*\t*\t0\t0\t{s}\t{ql}\n")
-            else:  # placed at the mate's position (SAM convention)
-                out.append(f"{q}\t{base | 4}\t{op.ctg}\t{op.r_st + 1}\t0\t*\t=\t{op.r_st + 1}\t0\t{s}\t{ql}\n")
+            else:  # placed at the mate's position (SAM convention); HI:1 pairs it with the mate's primary
+                out.append(f"{q}\t{base | 4}\t{op.ctg}\t{op.r_st + 1}\t0\t*\t=\t{op.r_st + 1}\t0\t{s}\t{ql}\tHI:i:1\n")
             continue
         rs, rq = _rc(s), ql[::-1]
         nh = seg.nh

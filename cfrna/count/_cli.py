@@ -10,8 +10,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bam", required=True, help="input BAM (coordinate- or name-sorted)")
     parser.add_argument("--gtf", required=True, help="annotation GTF (plain or .gz)")
     parser.add_argument("--out", required=True, help="output counts TSV (also writes OUT.summary, OUT.stats.json)")
-    parser.add_argument("--strandedness", "-s", required=True, choices=["unstranded", "forward", "reverse"],
+    strand = parser.add_mutually_exclusive_group(required=True)
+    strand.add_argument("--strandedness", "-s", choices=["unstranded", "forward", "reverse"],
                         help="library strandedness (featureCounts -s 0/1/2)")
+    strand.add_argument("--strandedness-from", metavar="ALIGN_JSON",
+                        help="use the strandedness recorded by `cfrna align` (<sample>.align.json: strandedness.used)")
     parser.add_argument("--paired", "-p", action="store_true", help="count read pairs (-p --countReadPairs)")
     parser.add_argument("--min-mapq", "-Q", type=int, default=0, help="minimum mapping quality (default: 0)")
     parser.add_argument("--primary", action="store_true", help="count primary alignments only")
@@ -27,10 +30,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the count stage; prints the summary line."""
-    from cfrna.count import run_count
+    from cfrna.count import run_count, strandedness_from
 
+    strandedness = args.strandedness or strandedness_from(args.strandedness_from)
     res = run_count(
-        args.bam, args.gtf, args.out, strandedness=args.strandedness, paired=args.paired, threads=args.threads,
+        args.bam, args.gtf, args.out, strandedness=strandedness, paired=args.paired, threads=args.threads,
         min_mapq=args.min_mapq, primary_only=args.primary, multi_mapping=args.multi_mapping,
         fraction=args.fraction, allow_multi_overlap=args.allow_multi_overlap, feature_type=args.feature_type,
         attribute=args.attribute, sample=args.sample,

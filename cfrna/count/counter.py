@@ -430,7 +430,7 @@ def run_count(
                                                                         strict=True)]
     write_text(out, "gene_id\tcount\n" + "\n".join(lines) + "\n")
     summary = {k: int(v) for k, v in zip(SUMMARY_CATEGORIES, st.summary.tolist(), strict=True)}
-    write_text(str(out) + ".summary", f"Status\t{bam}\n" + "".join(f"{k}\t{v}\n" for k, v in summary.items()))
+    write_text(str(out) + ".summary", f"Status\t{Path(bam).name}\n" + "".join(f"{k}\t{v}\n" for k, v in summary.items()))
     stats = _stats(res, sample=sample or bam.name.removesuffix(".bam"), strandedness=strandedness, paired=paired)
     write_json(str(out) + ".stats.json", stats)
     log.info("%s: %d records, %d assigned (%s), %d genes detected", bam, res["records"], summary["Assigned"],
@@ -462,3 +462,20 @@ def _stats(res: dict, *, sample: str, strandedness: str, paired: bool) -> dict:
         "three_prime_bias": bias,
         "genes_detected": int((st.counts > 0).sum()),
     }
+
+
+def strandedness_from(align_json: str) -> str:
+    """The strandedness `cfrna align` decided to use (inferred for `auto` samples)."""
+    import json
+
+    try:
+        info = json.loads(open(align_json, encoding="utf-8").read())
+        used = (info.get("strandedness") or {}).get("used")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InputFormatError(f"cannot read the strandedness block ({exc})", where=align_json,
+                               hint="give the <sample>.align.json written by `cfrna align`") from None
+    if used not in ("unstranded", "forward", "reverse"):
+        # inconclusive inference for an `auto` sample: count sense and antisense (docs/usage.md)
+        log.warning("%s: strandedness could not be inferred (%s); counting as unstranded", align_json, used)
+        return "unstranded"
+    return used

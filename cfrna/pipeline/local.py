@@ -73,24 +73,11 @@ def _paths(outdir: Path, sid: str) -> dict[str, Path]:
     }
 
 
-def _strandedness_used(align_json: Path, declared: str) -> str:
-    import json
-
-    info = json.loads(align_json.read_text()).get("strandedness") or {}
-    used = info.get("used") or declared
-    if used not in ("unstranded", "forward", "reverse"):
-        # inference was inconclusive for an `auto` sample: count unstranded (sense + antisense)
-        log.warning("strandedness of %s could not be inferred (%s); counting as unstranded",
-                    align_json.name.removesuffix(".align.json"), used)
-        used = "unstranded"
-    return used
-
-
 def process_sample(opts: RunOptions, sample, index_path: str | None, threads: int,
                    cache: StepCache) -> list[dict]:
     """trim -> align -> count for one sample; returns trace records. Raises on failure."""
     from cfrna.align import run_align
-    from cfrna.count import run_count
+    from cfrna.count import run_count, strandedness_from
     from cfrna.trim import run_trim
 
     out = Path(opts.outdir)
@@ -125,7 +112,7 @@ def process_sample(opts: RunOptions, sample, index_path: str | None, threads: in
                            aligner=opts.aligner, index=index_path, threads=threads,
                            strandedness=sample.strandedness, two_pass=opts.star_two_pass))
 
-    strand = _strandedness_used(p["align_json"], sample.strandedness)
+    strand = strandedness_from(str(p["align_json"]))
     step("count", [p["bam"], opts.gtf], {"strandedness": strand, "paired": sample.paired,
                                          "min_mapq": opts.min_mapq},
          [p["counts"], p["summary"], p["stats"]],
