@@ -1,0 +1,7 @@
+"""Differential expression: contrasts file, design checks and pydeseq2 per contrast."""
+
+from cfrna.de.contrasts import Contrast, DesignSummary, check_contrast, read_contrasts
+from cfrna.de.deseq import deseq_fit, filter_genes, read_counts, run_de
+
+__all__ = ["Contrast", "DesignSummary", "check_contrast", "deseq_fit", "filter_genes", "read_contrasts",
+           "read_counts", "run_de"]

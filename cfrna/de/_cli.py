@@ -1,0 +1,42 @@
+"""``cfrna de``: differential expression per contrast (pydeseq2)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--counts", required=True, help="gene x sample counts table (gene_id first; .tsv/.csv/.gz)")
+    p.add_argument("--samplesheet", required=True, help="samplesheet CSV (metadata used in designs)")
+    p.add_argument("--contrasts", required=True, help="contrasts CSV (id,variable,reference,target,blocking,formula)")
+    p.add_argument("--outdir", required=True, help="output folder (O/de)")
+    p.add_argument("--samples", dest="samples_table", help="O/matrix/samples.tsv: QC-excluded samples are dropped")
+    p.add_argument("--gtf", help="GTF for gene names")
+    p.add_argument("--annotation", help="O/matrix/gene_annotation.tsv for gene names (when no --gtf)")
+    p.add_argument("--threads", type=int, default=1, help="pydeseq2 n_cpus (default: 1)")
+    p.add_argument("--keep-failed", action="store_true", help="keep samples that failed QC")
+    p.add_argument("--filter", dest="min_count_filter", choices=["default", "cpm", "none"], default="default",
+                   help="gene filter: total count >= 10 (default), CPM > 0.5 in > 75%% of samples (cpm), "
+                        "or only all-zero genes (none)")
+    p.add_argument("--alpha", type=float, default=0.05, help="FDR level for independent filtering (default: 0.05)")
+    p.add_argument("--no-shrink", dest="lfc_shrink", action="store_false", help="skip LFC shrinkage")
+    p.add_argument("--no-sensitivity", dest="sensitivity", action="store_false",
+                   help="skip the blood-cell-score sensitivity tables")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cfrna.de import run_de
+    from cfrna.errors import ConfigError
+
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if not 0 < args.alpha < 1:
+        raise ConfigError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    res = run_de(args.counts, args.samplesheet, args.contrasts, args.outdir, samples_table=args.samples_table,
+                 keep_failed=args.keep_failed, threads=args.threads, min_count_filter=args.min_count_filter,
+                 alpha=args.alpha, lfc_shrink=args.lfc_shrink, gtf=args.gtf, annotation=args.annotation,
+                 sensitivity=args.sensitivity)
+    for cid, info in res["contrasts"].items():
+        groups = ", ".join(f"{k} n={v}" for k, v in info["groups"].items())
+        print(f"{cid}\t{groups}\t{info['n_significant']} genes padj<{args.alpha}\t{info['path']}")
+    return 0

@@ -1,0 +1,431 @@
+"""Differential expression with pydeseq2: one fit per contrast, tables with fixed columns.
+
+``run_de`` reads the counts table, the samplesheet (and the matrix stage's ``samples.tsv`` with QC
+exclusions), validates every contrast before fitting anything, filters genes, and per contrast runs
+pydeseq2 (size factors, dispersions, Wald test, Cook's outliers, independent filtering, apeGLM-like
+LFC shrinkage of the tested coefficient). See ``docs/de.md`` for the differences from R DESeq2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from cfrna.de.contrasts import Contrast, DesignSummary, _check_rank, _design_matrix, check_contrast, read_contrasts
+from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
+from cfrna.io.atomic import write_table
+
+log = logging.getLogger(__name__)
+
+FilterMethod = Literal["default", "cpm", "none"]
+RESULT_COLUMNS = ["gene_id", "gene_name", "baseMean", "log2FoldChange", "lfcSE", "stat", "pvalue", "padj",
+                  "log2FoldChange_shrunk"]
+#: signatures (names in assets/genesets/cfrna_lupus.gmt) used as covariates in the sensitivity analysis
+SENSITIVITY_SIGNATURES = {"erythroid": "BloodGen3_M9.2_Erythroid",
+                          "platelet": "BloodGen3_M8.2_Platelet",
+                          "neutrophil": "BloodGen3_M10.4_Neutrophil_activation"}
+
+
+@contextlib.contextmanager
+def blas_single_thread() -> Iterator[None]:
+    """Limit BLAS/OpenMP to one thread (pydeseq2 parallelises over genes with joblib instead).
+
+    Without this, per-gene small matrix products oversubscribe the cores: pasilla took 133 s
+    instead of 25 s on the 2-core test machine.
+    """
+    from threadpoolctl import threadpool_limits
+
+    keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: "1" for k in keys})  # inherited by joblib/loky workers
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def read_counts(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a genes x samples integer counts table (first column gene_id; .tsv/.csv/.gz).
+
+    Raises
+    ------
+    InputFormatError
+        Not a table, non-numeric, negative or non-integer counts, duplicate gene ids.
+    """
+    from cfrna.matrix.merge import read_counts_table
+
+    df = read_counts_table(path)
+    vals = df.to_numpy(dtype=float)
+    if np.isnan(vals).any():
+        col = df.columns[np.isnan(vals).any(axis=0)][0]
+        raise InputFormatError(f"missing values in sample column '{col}'", where=str(path),
+                               hint="counts must be complete; write 0 for genes without reads")
+    if not np.all(np.equal(np.mod(vals, 1), 0)):
+        col = df.columns[(np.mod(vals, 1) != 0).any(axis=0)][0]
+        raise InputFormatError(f"non-integer counts in sample column '{col}'", where=str(path),
+                               hint="DESeq2 needs raw integer counts, not TPM/normalised values "
+                                    "(round estimated counts first)")
+    return df.astype(np.int64)
+
+
+def filter_genes(counts: pd.DataFrame, *, method: FilterMethod = "default", min_total: int = 10,
+                 min_cpm: float = 0.5, min_fraction: float = 0.75) -> pd.DataFrame:
+    """Drop genes before DE.
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        Genes x samples.
+    method : {"default", "cpm", "none"}
+        ``default``: total count over the samples >= ``min_total`` (DESeq2 vignette pre-filter;
+        default: 10). ``cpm``: CPM > ``min_cpm`` in more than ``min_fraction`` of the samples (the
+        cfRNA literature filter, 0.5 CPM in > 75%). ``none``: only all-zero genes are dropped.
+        All-zero genes are always dropped.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The kept rows.
+    """
+    total = counts.sum(axis=1)
+    keep = total > 0
+    if method == "default":
+        keep &= total >= min_total
+    elif method == "cpm":
+        lib = counts.sum(axis=0).replace(0, np.nan)
+        cpm = counts / lib * 1e6
+        keep &= (cpm > min_cpm).mean(axis=1) > min_fraction
+    elif method != "none":
+        raise ConfigError(f"unknown gene filter {method!r}", hint="use default, cpm or none")
+    return counts.loc[keep]
+
+
+def deseq_fit(counts: pd.DataFrame, metadata: pd.DataFrame, formula: str, coefficient: str, *,
+              threads: int = 1, alpha: float = 0.05, lfc_shrink: bool = True, cooks: bool = True,
+              independent_filter: bool = True) -> tuple[pd.DataFrame, object]:
+    """Fit one design with pydeseq2 and test one coefficient.
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        Genes x samples (the samples of ``metadata``, any order).
+    metadata : pandas.DataFrame
+        Design columns indexed by sample; categorical columns carry the reference level first.
+    formula : str
+        Design formula, e.g. ``~ patient_id + flare``.
+    coefficient : str
+        Design-matrix column to test (Wald) and shrink, e.g. ``flare[T.flare]``.
+    threads : int
+        pydeseq2 ``n_cpus`` (default: 1).
+    alpha : float
+        Target FDR of independent filtering (default: 0.05).
+    lfc_shrink : bool
+        Add ``log2FoldChange_shrunk`` (pydeseq2 apeGLM-like Cauchy prior) (default: True).
+    cooks, independent_filter : bool
+        Cook's outlier filtering/refitting and independent filtering (default: True).
+
+    Returns
+    -------
+    (pandas.DataFrame, DeseqDataSet)
+        Results indexed by gene id with baseMean, log2FoldChange, lfcSE, stat, pvalue, padj,
+        log2FoldChange_shrunk; and the fitted dataset (size factors, normalised counts).
+    """
+    from pydeseq2.dds import DeseqDataSet
+    from pydeseq2.ds import DeseqStats
+
+    x = counts[metadata.index].T
+    with blas_single_thread(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dds = DeseqDataSet(counts=x, metadata=metadata, design=formula, refit_cooks=cooks,
+                           n_cpus=threads, quiet=True)
+        cols = list(dds.obsm["design_matrix"].columns)
+        if coefficient not in cols:
+            raise ConfigError(f"coefficient '{coefficient}' is not in the design matrix of {formula!r}",
+                              hint=f"design columns: {', '.join(cols)}")
+        dds.deseq2()
+        vec = np.zeros(len(cols))
+        vec[cols.index(coefficient)] = 1.0
+        stats = DeseqStats(dds, contrast=vec, alpha=alpha, cooks_filter=cooks,
+                           independent_filter=independent_filter, quiet=True, n_cpus=threads)
+        stats.summary()
+        res = stats.results_df.copy()
+        res["log2FoldChange_shrunk"] = np.nan
+        if lfc_shrink:
+            stats.lfc_shrink(coeff=coefficient)
+            res["log2FoldChange_shrunk"] = stats.results_df["log2FoldChange"]
+    for w in caught:
+        log.debug("pydeseq2: %s", w.message)
+    res.index.name = "gene_id"
+    return res[["baseMean", "log2FoldChange", "lfcSE", "stat", "pvalue", "padj", "log2FoldChange_shrunk"]], dds
+
+
+def _gene_names(index: pd.Index, *, gtf: str | os.PathLike | None, annotation: str | os.PathLike | None) -> pd.Series:
+    names: dict[str, str] = {}
+    if gtf:
+        from cfrna.reference import read_gtf
+
+        names = read_gtf(gtf).symbol_map()
+    elif annotation:
+        ann = pd.read_csv(annotation, sep="\t", dtype=str)
+        if "gene_id" not in ann.columns or "gene_name" not in ann.columns:
+            raise InputFormatError("annotation table needs columns gene_id and gene_name", where=str(annotation),
+                                   hint="pass O/matrix/gene_annotation.tsv")
+        names = dict(zip(ann["gene_id"], ann["gene_name"].fillna(ann["gene_id"]), strict=True))
+    s = pd.Series([names.get(g) or g for g in index], index=index, dtype=object)
+    return s
+
+
+def _read_samples_table(path: str | os.PathLike) -> pd.DataFrame:
+    try:
+        st = pd.read_csv(path, sep="\t", dtype={"sample": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputFormatError(f"not a samples table ({exc})", where=str(path)) from None
+    if "sample" not in st.columns:
+        raise InputFormatError("samples table has no 'sample' column", where=str(path),
+                               hint="pass O/matrix/samples.tsv from `cfrna matrix`")
+    st = st.set_index("sample")
+    if "excluded" not in st.columns:
+        st["excluded"] = False
+    st["excluded"] = st["excluded"].fillna(False).astype(str).str.lower().isin(["true", "1", "yes"])
+    if "qc_reasons" not in st.columns:
+        st["qc_reasons"] = ""
+    st["qc_reasons"] = st["qc_reasons"].fillna("").astype(str)
+    return st
+
+
+def signature_covariates(normalized: pd.DataFrame, gene_names: pd.Series, *,
+                         gene_sets: dict[str, list[str]] | None = None, min_genes: int = 3) -> pd.DataFrame:
+    """Blood-cell-origin scores (erythroid, platelet, neutrophil) per sample for the sensitivity model.
+
+    Score = mean over the set's genes of the per-gene z-scored log2(normalised + 1) (see
+    :func:`cfrna.pathways.scores.zscore_scores`), standardised across samples. Signatures with fewer
+    than ``min_genes`` genes present are left out (logged).
+    """
+    from cfrna.pathways.gmt import curated_gene_sets, resolve_symbol
+    from cfrna.pathways.scores import zscore_scores
+
+    sets = gene_sets or curated_gene_sets()
+    expr = np.log2(normalized + 1.0)
+    expr.index = gene_names.reindex(expr.index).fillna(pd.Series(expr.index, index=expr.index)).to_numpy()
+    universe = set(expr.index)
+    use = {short: [g for g in (resolve_symbol(x, universe) for x in sets[name]) if g is not None]
+           for short, name in SENSITIVITY_SIGNATURES.items() if name in sets}
+    scores = zscore_scores(expr, use, min_genes=min_genes)
+    out = pd.DataFrame(index=normalized.columns)
+    for short in use:
+        col = scores.get(short)
+        if col is None or col.isna().all() or col.std() == 0:
+            log.info("sensitivity: signature %s not scored (fewer than %d genes present or constant)", short, min_genes)
+            continue
+        out[f"score_{short}"] = (col - col.mean()) / col.std()
+    return out
+
+
+def _sensitivity(counts: pd.DataFrame, summary: DesignSummary, primary: pd.DataFrame, covars: pd.DataFrame, *,
+                 threads: int, alpha: float) -> tuple[pd.DataFrame | None, str]:
+    c = summary.contrast
+    if covars.shape[1] == 0:
+        return None, "no blood-cell signature could be scored"
+    meta = summary.metadata.join(covars.loc[summary.metadata.index])
+    formula = summary.formula + " + " + " + ".join(covars.columns)
+    try:
+        dm = _design_matrix(formula, meta, where=c.where, cid=c.id)
+        _check_rank(dm, list(meta.columns), c, formula)
+    except ConfigError as exc:
+        return None, f"adjusted design not fittable: {exc.message}"
+    adj, _ = deseq_fit(counts, meta, formula, summary.coefficient, threads=threads, alpha=alpha, lfc_shrink=False)
+    sig = primary[primary["padj"] < alpha]
+    out = pd.DataFrame({
+        "gene_id": sig.index,
+        "log2FoldChange": sig["log2FoldChange"].to_numpy(),
+        "padj": sig["padj"].to_numpy(),
+        "log2FoldChange_adjusted": adj["log2FoldChange"].reindex(sig.index).to_numpy(),
+        "padj_adjusted": adj["padj"].reindex(sig.index).to_numpy(),
+    })
+    out["still_significant"] = out["padj_adjusted"] < alpha
+    out["covariates"] = ";".join(covars.columns)
+    return out, "ok"
+
+
+def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike, contrasts: str | os.PathLike,
+           outdir: str | os.PathLike, *, samples_table: str | os.PathLike | None = None, keep_failed: bool = False,
+           threads: int = 1, min_count_filter: FilterMethod = "default", alpha: float = 0.05,
+           lfc_shrink: bool = True, gtf: str | os.PathLike | None = None,
+           annotation: str | os.PathLike | None = None, sensitivity: bool = True) -> dict:
+    """Differential expression for every contrast of the contrasts file.
+
+    Parameters
+    ----------
+    counts : path-like
+        Genes x samples counts table (first column gene_id; .tsv/.csv/.gz).
+    samplesheet : path-like
+        The samplesheet CSV (FASTQ paths not checked).
+    contrasts : path-like
+        Contrasts CSV (see :mod:`cfrna.de.contrasts` and docs/de.md).
+    outdir : path-like
+        Output folder (``O/de``).
+    samples_table : path-like, optional
+        ``O/matrix/samples.tsv``; samples with ``excluded`` true are dropped (unless
+        ``keep_failed``) and listed with their ``qc_reasons`` in ``design.tsv``.
+    keep_failed : bool
+        Keep QC-failed samples (default: False).
+    threads : int
+        pydeseq2 ``n_cpus`` (default: 1).
+    min_count_filter : {"default", "cpm", "none"}
+        Gene filter (see :func:`filter_genes`) (default: ``"default"``, total count >= 10).
+    alpha : float
+        FDR level for independent filtering and the sensitivity table (default: 0.05).
+    lfc_shrink : bool
+        Compute ``log2FoldChange_shrunk`` (default: True).
+    gtf, annotation : path-like, optional
+        Source of gene names (GTF, else ``O/matrix/gene_annotation.tsv``; else names = ids).
+    sensitivity : bool
+        Write ``<contrast>.sensitivity.tsv`` (default: True).
+
+    Returns
+    -------
+    dict
+        ``{"contrasts": {id: {"n_significant", "groups", "path"}}, "outdir"}``.
+
+    Raises
+    ------
+    ConfigError
+        Bad contrasts/design, sample ids missing from the counts table, empty group after QC
+        exclusion.
+    InputFormatError
+        Bad counts table.
+    EmptyResultError
+        No gene left after filtering.
+    """
+    from cfrna.io.samplesheet import read_samplesheet
+
+    outdir = Path(outdir)
+    sheet = read_samplesheet(samplesheet, check_files=False)
+    samples = sheet.to_frame()
+    excluded: dict[str, str] = {}
+    if samples_table is not None:
+        st = _read_samples_table(samples_table)
+        extra = [c for c in st.columns if c not in samples.columns]
+        samples = samples.join(st[extra], how="left")
+        if not keep_failed:
+            for s, row in st[st["excluded"]].iterrows():
+                if s in samples.index:
+                    excluded[s] = row["qc_reasons"] or "failed QC"
+        if excluded:
+            log.info("de: %d sample(s) excluded by QC: %s", len(excluded),
+                     "; ".join(f"{s} ({r})" for s, r in excluded.items()))
+    cmat = read_counts(counts)
+    not_in_counts = [s for s in samples.index if s not in cmat.columns and s not in excluded]
+    for s in not_in_counts:
+        excluded[s] = "no counts in the counts table"
+    if not_in_counts:
+        log.warning("de: %d samplesheet sample(s) missing from %s: %s", len(not_in_counts), counts,
+                    ", ".join(not_in_counts))
+    contrast_list = read_contrasts(contrasts)
+    summaries = [check_contrast(c, samples, excluded=excluded) for c in contrast_list]  # all before fitting
+    for s in summaries:
+        log.info("de: %s", s.describe())
+
+    used_all = [s for s in samples.index if s not in excluded]
+    filtered = filter_genes(cmat[used_all], method=min_count_filter)
+    if filtered.empty:
+        raise EmptyResultError(f"no gene passes the '{min_count_filter}' filter over {len(used_all)} samples",
+                               where=str(counts), hint="check the counts or use --filter none")
+    log.info("de: %d of %d genes pass the '%s' filter", len(filtered), len(cmat), min_count_filter)
+    names = _gene_names(cmat.index, gtf=gtf, annotation=annotation)
+
+    # cohort-level size factors, normalised counts and VST (blind=False when a contrast covers every sample)
+    full = next((s for s in summaries if set(s.samples) == set(used_all)), None)
+    cohort_dds = _cohort_dds(filtered[used_all], full, threads=threads)
+    sf = pd.Series(cohort_dds.obs["size_factors"].to_numpy(), index=used_all)
+    normalized = pd.DataFrame(cohort_dds.layers["normed_counts"].T, index=filtered.index, columns=used_all)
+    vst = pd.DataFrame(np.asarray(cohort_dds.layers["vst_counts"]).T, index=filtered.index, columns=used_all)
+    write_table(outdir / "size_factors.tsv", pd.DataFrame({"sample": used_all, "size_factor": sf.to_numpy()}))
+    write_table(outdir / "normalized_counts.tsv", normalized.rename_axis("gene_id").reset_index(), float_format="%.6g")
+    write_table(outdir / "vst.tsv", vst.rename_axis("gene_id").reset_index(), float_format="%.6g")
+
+    covars = (signature_covariates(normalized, names) if sensitivity else pd.DataFrame(index=used_all))
+    design_rows = []
+    out: dict = {"outdir": str(outdir), "contrasts": {}}
+    for summ in summaries:
+        c = summ.contrast
+        sub = filter_genes(filtered[summ.samples], method="none")
+        res, _ = deseq_fit(sub, summ.metadata, summ.formula, summ.coefficient, threads=threads, alpha=alpha,
+                           lfc_shrink=lfc_shrink)
+        table = res.reset_index()
+        table.insert(1, "gene_name", names.reindex(table["gene_id"]).to_numpy())
+        table = table.sort_values(["padj", "pvalue"], na_position="last", kind="mergesort")[RESULT_COLUMNS]
+        path = outdir / f"{c.id}.deseq2.tsv"
+        write_table(path, table, float_format="%.6g")
+        n_sig = int((table["padj"] < alpha).sum())
+        sens_status = "not run"
+        if sensitivity:
+            sens, sens_status = _sensitivity(sub, summ, res, covars, threads=threads, alpha=alpha)
+            if sens is not None:
+                sens.insert(1, "gene_name", names.reindex(sens["gene_id"]).to_numpy())
+                write_table(outdir / f"{c.id}.sensitivity.tsv", sens, float_format="%.6g")
+            else:
+                log.warning("de: %s: sensitivity table not written: %s", c.id, sens_status)
+        log.info("de: %s: %d genes tested, %d with padj < %g", c.id, len(table), n_sig, alpha)
+        design_rows.append({
+            "contrast": c.id, "variable": c.variable, "reference": c.reference, "target": c.target,
+            "formula": summ.formula, "coefficient": summ.coefficient, "subset": c.subset or "",
+            "n_reference": summ.groups[c.reference], "n_target": summ.groups[c.target],
+            "reference_samples": ";".join(s for s in summ.samples if summ.metadata.loc[s, c.variable] == c.reference),
+            "target_samples": ";".join(s for s in summ.samples if summ.metadata.loc[s, c.variable] == c.target),
+            "excluded_samples": ";".join(f"{s} ({excluded[s]})" for s in summ.dropped if s in excluded),
+            "not_used_samples": ";".join(f"{s} ({r})" for s, r in summ.dropped.items() if s not in excluded),
+            "gene_filter": min_count_filter, "genes_tested": len(table), "n_significant": n_sig, "alpha": alpha,
+            "sensitivity": sens_status,
+        })
+        out["contrasts"][c.id] = {"n_significant": n_sig, "groups": summ.groups, "path": str(path)}
+    write_table(outdir / "design.tsv", pd.DataFrame(design_rows))
+    return out
+
+
+def _cohort_dds(counts: pd.DataFrame, full: DesignSummary | None, *, threads: int):
+    """Size factors, normalised counts and VST over all used samples.
+
+    With a contrast covering every sample, its design is used (vst blind=False, as in R's
+    ``vst(dds, blind=FALSE)``); otherwise an intercept-only design (blind).
+    """
+    from pydeseq2.dds import DeseqDataSet
+
+    if full is not None:
+        meta, formula = full.metadata.loc[counts.columns], full.formula
+    else:
+        meta, formula = pd.DataFrame({"all": np.ones(counts.shape[1])}, index=counts.columns), "~ 1"
+        log.info("de: no contrast uses every sample; vst.tsv is blind (intercept-only design)")
+    with blas_single_thread(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dds = DeseqDataSet(counts=counts.T, metadata=meta, design=formula, n_cpus=threads, quiet=True)
+        dds.fit_size_factors()
+        if full is not None:
+            dds.vst(use_design=True)
+        else:
+            dds.vst(use_design=False)
+    return dds
+
+
+def results_for(counts: pd.DataFrame, samples: pd.DataFrame, contrast: Contrast, **kwargs) -> pd.DataFrame:
+    """Convenience: validate ``contrast`` against ``samples`` and return its results table (no files)."""
+    summ = check_contrast(contrast, samples)
+    res, _ = deseq_fit(filter_genes(counts[summ.samples], method="none"), summ.metadata, summ.formula,
+                       summ.coefficient, **kwargs)
+    return res
+
+
+__all__: Sequence[str] = ["run_de", "deseq_fit", "filter_genes", "read_counts", "results_for", "signature_covariates"]

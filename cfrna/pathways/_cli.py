@@ -1,0 +1,37 @@
+"""``cfrna pathways``: GSEA prerank per contrast and per-sample signature scores."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--de-dir", required=True, help="output folder of `cfrna de` (O/de)")
+    p.add_argument("--gtf", help="GTF for gene_id -> symbol (default: gene_name of the DE tables)")
+    p.add_argument("--gene-sets", nargs="+", metavar="GMT", help="GMT files (default: the curated assets/genesets)")
+    p.add_argument("--outdir", required=True, help="output folder (O/pathways)")
+    p.add_argument("--samplesheet", help="samplesheet (non-flare baseline of the IFN median fold-change score)")
+    p.add_argument("--samples", dest="samples_table", help="O/matrix/samples.tsv (excluded samples)")
+    p.add_argument("--rank-by", choices=["stat", "lfc_shrunk", "lfc"], default="stat",
+                   help="ranking metric (default: stat, the Wald statistic)")
+    p.add_argument("--permutations", type=int, default=1000, help="GSEA permutations (default: 1000)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    p.add_argument("--min-size", type=int, default=3, help="smallest gene set after mapping (default: 3)")
+    p.add_argument("--max-size", type=int, default=500, help="largest gene set after mapping (default: 500)")
+    p.add_argument("--threads", type=int, default=1, help="gseapy threads (default: 1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cfrna.errors import ConfigError
+    from cfrna.pathways import run_pathways
+
+    if args.threads < 1 or args.permutations < 1 or args.min_size < 1 or args.max_size < args.min_size:
+        raise ConfigError("--threads and --permutations must be >= 1 and 1 <= --min-size <= --max-size")
+    res = run_pathways(args.de_dir, args.gtf, args.outdir, gene_sets=args.gene_sets, samplesheet=args.samplesheet,
+                       samples_table=args.samples_table, rank_by=args.rank_by, threads=args.threads,
+                       permutations=args.permutations, seed=args.seed, min_size=args.min_size,
+                       max_size=args.max_size)
+    for cid, path in res["contrasts"].items():
+        print(f"{cid}\t{path}")
+    print(f"signature_scores\t{res['signature_scores']}")
+    return 0
