@@ -141,7 +141,7 @@ def test_disk_full_gives_clear_error_and_no_partial_file(baseline, cohort, tmp_p
         pytest.skip("needs root to mount a small tmpfs")
     mnt = tmp_path / "full"
     mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True,
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mnt)], capture_output=True,
                          check=False)
     if res.returncode != 0:
         if IN_CI:
