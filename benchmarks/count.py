@@ -142,9 +142,10 @@ def timed(cmd: list[str], **kw) -> tuple[float, float]:
                        stderr=subprocess.DEVNULL, **kw)
         wall = time.perf_counter() - t0
         rss = 0.0
-        for line in open(tf.name):
-            if "Maximum resident set size" in line:
-                rss = int(line.split(":")[1]) / 1024
+        with open(tf.name) as fh:
+            for line in fh:
+                if "Maximum resident set size" in line:
+                    rss = int(line.split(":")[1]) / 1024
     return wall, rss
 
 

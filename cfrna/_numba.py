@@ -16,7 +16,7 @@ if "NUMBA_CACHE_DIR" not in os.environ:
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "cfrna", "numba"
     )
 
-import numba  # noqa: E402
+import numba
 
 
 def njit(*args, parallel: bool = False, **kwargs):

@@ -48,7 +48,7 @@ def naive_count(bam, gtf, *, strandedness=0, paired=False, min_mapq=0, primary_o
     """Return (counts dict gene->float, summary dict, stats dict); ``trace``: dict filled name -> category."""
     ann = read_gtf(gtf)
     genes = ann.gene_ids
-    gstrand = {g: s for g, s in zip(genes, ann.genes["strand"], strict=True)}
+    gstrand = dict(zip(genes, ann.genes["strand"], strict=True))
     feats = defaultdict(list)  # chrom -> [(start, end, gene)]
     spans = {}
     tp = {}

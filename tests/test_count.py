@@ -17,12 +17,12 @@ import pysam
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from naive_count import make_synthetic, naive_count  # noqa: E402
+from naive_count import make_synthetic, naive_count
 
-from cfrna.cli import main  # noqa: E402
-from cfrna.count import SUMMARY_CATEGORIES, run_count  # noqa: E402
-from cfrna.errors import ConfigError, EmptyResultError, InputFormatError  # noqa: E402
-from cfrna.io.bam import iter_record_batches  # noqa: E402
+from cfrna.cli import main
+from cfrna.count import SUMMARY_CATEGORIES, run_count
+from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
+from cfrna.io.bam import iter_record_batches
 
 STRANDS = ["unstranded", "forward", "reverse"]
 OPTION_SETS = [

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import require_shared, require_tool  # noqa: E402
-from naive_count import make_synthetic  # noqa: E402
+from conftest import require_shared, require_tool
+from naive_count import make_synthetic
 
-from cfrna.count import run_count  # noqa: E402
+from cfrna.count import run_count
 
 STRANDS = ["unstranded", "forward", "reverse"]
 # (featureCounts flags, run_count keywords)

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from scipy.stats import pearsonr, spearmanr
 
-from tests.conftest import require_shared
 from cfrna.de.contrasts import Contrast, check_contrast
 from cfrna.de.deseq import _cohort_dds, deseq_fit, filter_genes
+from tests.conftest import require_shared
 
 
 def _agreement(res: pd.DataFrame, ref: pd.DataFrame) -> dict[str, float]:

@@ -11,18 +11,17 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cfrna.errors import CfrnaError
 
 GTF = (
-    'chr1\tsrc\tgene\t100\t900\t.\t+\t.\tgene_id "G1"; gene_name "IFI27";\n'
-    'chr1\tsrc\texon\t100\t200\t.\t+\t.\tgene_id "G1"; transcript_id "T1"; exon_number "1";\n'
-    'chr1\tsrc\texon\t800\t900\t.\t+\t.\tgene_id "G1"; transcript_id "T1"; exon_number "2";\n'
-    'chr2\tsrc\texon\t10\t50\t.\t-\t.\tgene_id "G2"; gene_name "HBB"; gene_biotype "protein_coding";\n'
-).encode()
+    b'chr1\tsrc\tgene\t100\t900\t.\t+\t.\tgene_id "G1"; gene_name "IFI27";\n'
+    b'chr1\tsrc\texon\t100\t200\t.\t+\t.\tgene_id "G1"; transcript_id "T1"; exon_number "1";\n'
+    b'chr1\tsrc\texon\t800\t900\t.\t+\t.\tgene_id "G1"; transcript_id "T1"; exon_number "2";\n'
+    b'chr2\tsrc\texon\t10\t50\t.\t-\t.\tgene_id "G2"; gene_name "HBB"; gene_biotype "protein_coding";\n'
+)
 
 FASTQ = b"@r1 1:N:0\nACGTACGTAC\n+\nIIIIIIIIII\n@r2\nGGGTTTAAAC\n+\n##########\n"
 

@@ -322,9 +322,7 @@ def count_records(n, flag, tid, pos, mapq, nh, hi, mtid, mpos, qhash, has_n, blk
                     if paired and (fl & 1) != 0 and (fl & 8) == 0:
                         mt = mtid[i]
                         mp = mpos[i]
-                        if mt == t and (mp < p or (mp == p and (fl & 64) == 0)):
-                            rep = False
-                        elif mt != t and (fl & 64) == 0:
+                        if mt == t and (mp < p or (mp == p and (fl & 64) == 0)) or mt != t and (fl & 64) == 0:
                             rep = False
                         key = key | (np.int64(mp + 1) << 2) | (np.int64(mt + 1) << 34)
                     if rep:

@@ -159,7 +159,7 @@ def _merge(tid, gidx, start, end):
     t, g, s, e = tid[order], gidx[order], start[order], end[order]
     out_t, out_g, out_s, out_e = [], [], [], []
     ct, cg, cs, ce = t[0], g[0], s[0], e[0]
-    for ti, gi, si, ei in zip(t[1:].tolist(), g[1:].tolist(), s[1:].tolist(), e[1:].tolist()):
+    for ti, gi, si, ei in zip(t[1:].tolist(), g[1:].tolist(), s[1:].tolist(), e[1:].tolist(), strict=True):
         if ti == ct and gi == cg and si <= ce + 1:
             if ei > ce:
                 ce = ei
@@ -469,7 +469,7 @@ def strandedness_from(align_json: str) -> str:
     import json
 
     try:
-        info = json.loads(open(align_json, encoding="utf-8").read())
+        info = json.loads(Path(align_json).read_text(encoding="utf-8"))
         used = (info.get("strandedness") or {}).get("used")
     except (OSError, ValueError, AttributeError) as exc:
         raise InputFormatError(f"cannot read the strandedness block ({exc})", where=align_json,

@@ -19,7 +19,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from cfrna.de.contrasts import Contrast, DesignSummary, _check_rank, _design_matrix, check_contrast, read_contrasts
+from cfrna.de.contrasts import (
+    Contrast,
+    DesignSummary,
+    _check_rank,
+    _design_matrix,
+    check_contrast,
+    read_contrasts,
+)
 from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
 from cfrna.io.atomic import write_table
 
@@ -45,7 +52,7 @@ def blas_single_thread() -> Iterator[None]:
 
     keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
     old = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: "1" for k in keys})  # inherited by joblib/loky workers
+    os.environ.update(dict.fromkeys(keys, "1"))  # inherited by joblib/loky workers
     try:
         with threadpool_limits(limits=1):
             yield

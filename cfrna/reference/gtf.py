@@ -228,7 +228,7 @@ def _union_lengths(features: pd.DataFrame) -> np.ndarray:
     n_genes = int(g.max()) + 1 if len(g) else 0
     out = np.zeros(n_genes, dtype=np.int64)
     cur_g, cur_c, cur_s, cur_e = -1, -1, 0, -1
-    for gi, ci, si, ei in zip(g.tolist(), c.tolist(), s.tolist(), e.tolist()):
+    for gi, ci, si, ei in zip(g.tolist(), c.tolist(), s.tolist(), e.tolist(), strict=True):
         if gi != cur_g or ci != cur_c or si > cur_e + 1:
             if cur_g >= 0:
                 out[cur_g] += cur_e - cur_s + 1
