@@ -1,0 +1,458 @@
+"""The Nextflow pipeline, run by real Nextflow: parity with `cfrna run`, resume, QC failures, SLURM.
+
+The runtime is ``tools/nextflow/bin/nextflow`` (``scripts/install_nextflow.sh``) or ``nextflow`` on
+PATH; without it these tests skip locally and fail under ``CI=true``. One completed run of
+``-profile test`` (a simulated 6-sample cohort) is shared by the tests through a session fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+# as in conftest.py (not importable under --import-mode=importlib)
+ROOT = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+VENV_BIN = Path(sys.executable).parent
+STAGES = ("simulate", "validate", "index", "trim", "align", "count", "qc", "matrix", "de", "pathways", "report")
+NF_TIMEOUT = 1800
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def nextflow_bin() -> str:
+    """The Nextflow launcher; skip when absent locally, fail under CI=true."""
+    local = ROOT / "tools" / "nextflow" / "bin" / "nextflow"
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which("nextflow")
+    if found:
+        return found
+    msg = "Nextflow is not installed (run scripts/install_nextflow.sh)"
+    if IN_CI:
+        pytest.fail(f"CI=true: {msg}")
+    pytest.skip(msg)
+
+
+def task_env() -> dict[str, str]:
+    """Environment for Nextflow and its tasks: this venv's python/cfrna first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "")])
+    env.setdefault("NXF_OFFLINE", "true")
+    env["NXF_ANSI_LOG"] = "false"
+    env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
+    return env
+
+
+def nf_command(*args: str) -> list[str]:
+    return [nextflow_bin(), "-q", "run", str(ROOT), "-ansi-log", "false", *args]
+
+
+def run_nextflow(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cwd.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(nf_command(*args), cwd=cwd, env=task_env(), capture_output=True, text=True,
+                          timeout=NF_TIMEOUT)
+    if check and proc.returncode != 0:
+        log = (cwd / ".nextflow.log").read_text()[-6000:] if (cwd / ".nextflow.log").exists() else ""
+        pytest.fail(f"nextflow exited {proc.returncode}\nSTDOUT:\n{proc.stdout[-4000:]}\n"
+                    f"STDERR:\n{proc.stderr[-4000:]}\nLOG:\n{log}")
+    return proc
+
+
+def latest_trace(outdir: Path) -> pd.DataFrame:
+    traces = sorted((outdir / "pipeline_info").glob("execution_trace_*.txt"), key=lambda p: p.stat().st_mtime)
+    assert traces, f"no Nextflow trace in {outdir}/pipeline_info"
+    return pd.read_csv(traces[-1], sep="\t", dtype=str)
+
+
+def tree(outdir: Path, *, skip: tuple[str, ...] = ("pipeline_info", "test_cohort")) -> set[str]:
+    """Relative paths of the files under outdir (hidden files and skipped top folders excluded)."""
+    out = set()
+    for p in outdir.rglob("*"):
+        rel = p.relative_to(outdir)
+        if rel.parts[0] in skip or any(part.startswith(".") for part in rel.parts) or p.is_dir():
+            continue
+        out.add(rel.as_posix())
+    return out
+
+
+def assert_tables_equal(a: Path, b: Path, *, rtol: float = 1e-6) -> None:
+    """Byte-identical, or the same table with numerically equal numbers."""
+    if a.read_bytes() == b.read_bytes():
+        return
+    da = pd.read_csv(a, sep="\t")
+    db = pd.read_csv(b, sep="\t")
+    assert list(da.columns) == list(db.columns), f"{a.name}: columns differ"
+    assert da.shape == db.shape, f"{a.name}: shape {da.shape} vs {db.shape}"
+    for col in da.columns:
+        if pd.api.types.is_numeric_dtype(da[col]) and pd.api.types.is_numeric_dtype(db[col]):
+            np.testing.assert_allclose(da[col].to_numpy(float), db[col].to_numpy(float), rtol=rtol, atol=1e-9,
+                                       equal_nan=True, err_msg=f"{a.name}:{col}")
+        else:
+            assert da[col].astype(str).tolist() == db[col].astype(str).tolist(), f"{a.name}:{col} differs"
+
+
+def assert_same_results(nf_out: Path, ref_out: Path) -> None:
+    """The outputs that must match between two runs on the same inputs."""
+    for f in sorted(nf_out.glob("counts/*.counts.tsv")):
+        assert f.read_bytes() == (ref_out / "counts" / f.name).read_bytes(), f"counts differ: {f.name}"
+    for f in sorted(nf_out.glob("counts/*.counts.tsv.summary")):
+        # featureCounts-style header names the BAM by its path: compare the numbers only
+        a = pd.read_csv(f, sep="\t", index_col=0)
+        b = pd.read_csv(ref_out / "counts" / f.name, sep="\t", index_col=0)
+        assert a.to_numpy().tolist() == b.to_numpy().tolist(), f"summary differs: {f.name}"
+    for pattern in ("trimmed/*.trim.json", "alignment/*.align.json", "counts/*.stats.json", "qc/*.qc.json"):
+        files = sorted(nf_out.glob(pattern))
+        assert files, f"no {pattern}"
+        for f in files:
+            a = json.loads(f.read_text())
+            b = json.loads((ref_out / f.relative_to(nf_out)).read_text())
+            a.pop("index", None), b.pop("index", None)  # align.json records where the index was
+            assert a == b, f"{f.relative_to(nf_out)} differs"
+    assert_tables_equal(nf_out / "qc" / "qc_summary.tsv", ref_out / "qc" / "qc_summary.tsv")
+    assert_tables_equal(nf_out / "matrix" / "gene_counts.tsv", ref_out / "matrix" / "gene_counts.tsv", rtol=0)
+    assert_tables_equal(nf_out / "matrix" / "samples.tsv", ref_out / "matrix" / "samples.tsv")
+    de = sorted(nf_out.glob("de/*.deseq2.tsv"))
+    assert de, "no DE tables"
+    for f in de:
+        assert_tables_equal(f, ref_out / "de" / f.name)
+
+
+# ----------------------------------------------------------------------------- fast tests (no Nextflow)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_bin_shim_is_the_cli(stage):
+    shim = ROOT / "bin" / f"cfrna-{stage}"
+    assert os.access(shim, os.X_OK), f"{shim} is not executable"
+    text = shim.read_text()
+    assert f'main(["{stage}", *sys.argv[1:]])' in text
+    proc = subprocess.run([str(shim), "--help"], env=task_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"usage: cfrna {stage}" in proc.stdout
+
+
+def test_every_module_has_the_nfcore_files():
+    import re
+
+    mods = sorted((ROOT / "workflow" / "modules" / "local").iterdir())
+    assert {m.name for m in mods} >= {"validate", "index", "trim", "align", "count", "qc", "matrix", "de",
+                                      "pathways", "report"}
+    main_config = (ROOT / "nextflow.config").read_text()
+    for m in mods:
+        for name in ("main.nf", "meta.yml", "environment.yml", "nextflow.config"):
+            assert (m / name).is_file(), f"{m.name}/{name} missing"
+        text = (m / "main.nf").read_text()
+        for needle in ("stub:", "label 'process_", "emit: versions", "task.ext.args"):
+            if needle == "task.ext.args" and m.name == "provenance":
+                continue
+            assert needle in text, f"{m.name}/main.nf: no {needle!r}"
+        assert f"workflow/modules/local/{m.name}/nextflow.config" in main_config, f"{m.name} config not included"
+        assert not re.search(r"(?<![\w/.])params\.(?!json)", text), f"{m.name}/main.nf reads params (inputs only)"
+
+
+def test_schema_lists_every_param():
+    import re
+
+    schema = json.loads((ROOT / "nextflow_schema.json").read_text())
+    in_schema = {k for gid, group in schema["$defs"].items() if gid != "profile_options" for k in group["properties"]}
+    profile_params = set(schema["$defs"]["profile_options"]["properties"])
+    profiles = "".join(p.read_text() for p in (ROOT / "conf" / "profiles").glob("*.config"))
+    for p in profile_params:
+        assert p in profiles, f"schema profile param {p} is set by no profile"
+    block = (ROOT / "nextflow.config").read_text().split("params {", 1)[1].split("\n}", 1)[0]
+    in_config = set(re.findall(r"^\s+(\w+)\s+=", block, re.M))
+    assert in_config == in_schema, f"config-only: {in_config - in_schema}; schema-only: {in_schema - in_config}"
+    docs = (ROOT / "docs" / "parameters.md").read_text()
+    for p in in_config | profile_params:
+        assert f"--{p}" in docs, f"docs/parameters.md does not document --{p}"
+
+
+# ----------------------------------------------------------------------------- Nextflow: stubs and errors
+
+
+@pytest.fixture(scope="module")
+def stub_inputs(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("nf_stub")
+    (d / "fq").mkdir()
+    for s in ("A", "B1", "B2"):
+        (d / "fq" / f"{s}.fastq.gz").write_bytes(b"x")
+    (d / "sheet.csv").write_text(
+        "sample,patient_id,visit_month,arm,flare,fastq_1,fastq_2,strandedness\n"
+        f"A,P1,0,steroid_tapering,flare,{d}/fq/A.fastq.gz,,auto\n"
+        f"B,P2,0,steroid_maintenance,no_flare,{d}/fq/B1.fastq.gz,{d}/fq/B2.fastq.gz,reverse\n")
+    for name in ("g.fa", "g.gtf", "c.csv"):
+        (d / name).write_text("x\n")
+    return d
+
+
+@pytest.mark.nextflow
+def test_stub_run_builds_the_output_tree(stub_inputs):
+    d = stub_inputs
+    out = d / "out"
+    run_nextflow(d, "-stub-run", "--input", "sheet.csv", "--fasta", "g.fa", "--gtf", "g.gtf",
+                 "--contrasts", "c.csv", "--outdir", str(out))
+    files = tree(out)
+    for f in ("trimmed/A_1.trimmed.fastq.gz", "trimmed/B_2.trimmed.fastq.gz", "trimmed/A.trim.json",
+              "alignment/A.bam", "alignment/B.bam.bai", "alignment/B.align.json",
+              "counts/A.counts.tsv", "counts/B.counts.tsv.summary", "counts/B.counts.tsv.stats.json",
+              "qc/qc_summary.tsv", "matrix/gene_counts.tsv", "matrix/samples.tsv", "matrix/cfrna.h5ad",
+              "report/index.html", "pathways/signature_scores.tsv"):
+        assert f in files, f"{f} not published"
+    info = {p.name for p in (out / "pipeline_info").iterdir()}
+    assert {"params.json", "software_versions.yml", "input_checksums.tsv", "nf_process_versions.yml"} <= info
+    assert any(n.startswith("execution_trace_") for n in info)
+    trace = latest_trace(out)
+    assert set(trace["status"]) == {"COMPLETED"}
+    # per-sample tasks once per sample, cohort tasks once
+    names = trace["name"].str.replace(r" \(.*\)$", "", regex=True).str.split(":").str[-1]
+    assert (names == "CFRNA_COUNT").sum() == 2
+    assert (names == "CFRNA_INDEX").sum() == 1
+    assert (names == "CFRNA_QC").sum() == 1
+
+
+@pytest.mark.nextflow
+def test_missing_required_params_is_one_clear_error(tmp_path):
+    proc = run_nextflow(tmp_path, "--outdir", str(tmp_path / "o"), check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "--input is required" in text
+    assert "--fasta is required" in text
+
+
+@pytest.mark.nextflow
+def test_bad_aligner_is_rejected(tmp_path, stub_inputs):
+    d = stub_inputs
+    proc = run_nextflow(tmp_path, "-stub-run", "--input", str(d / "sheet.csv"), "--fasta", str(d / "g.fa"),
+                        "--gtf", str(d / "g.gtf"), "--aligner", "bowtie", "--outdir", str(tmp_path / "o"),
+                        check=False)
+    assert proc.returncode != 0
+    assert "--aligner must be mappy or star" in proc.stdout + proc.stderr
+
+
+@pytest.mark.nextflow
+def test_input_with_simulate_is_rejected(tmp_path, stub_inputs):
+    proc = run_nextflow(tmp_path, "-stub-run", "-profile", "test", "--input", str(stub_inputs / "sheet.csv"),
+                        "--outdir", str(tmp_path / "o"), check=False)
+    assert proc.returncode != 0
+    assert "add --simulate false" in proc.stdout + proc.stderr
+
+
+# ----------------------------------------------------------------------------- Nextflow: real runs
+
+
+@pytest.fixture(scope="session")
+def nf_test_run(tmp_path_factory) -> dict:
+    """One complete `nextflow run . -profile test` (simulated cohort), shared by the tests below."""
+    base = tmp_path_factory.mktemp("nf_test_run")
+    out = base / "results"
+    t0 = time.time()
+    proc = run_nextflow(base, "-profile", "test", "--outdir", str(out), "-w", str(base / "work"))
+    # the trace of this run (later -resume runs in the same folder add their own)
+    return {"base": base, "out": out, "seconds": time.time() - t0, "proc": proc, "trace": latest_trace(out)}
+
+
+@pytest.fixture(scope="session")
+def cfrna_run_ref(nf_test_run, tmp_path_factory) -> Path:
+    """`cfrna run` on the cohort that the Nextflow test run simulated (published in test_cohort/)."""
+    cohort = nf_test_run["out"] / "test_cohort"
+    out = tmp_path_factory.mktemp("cfrna_run") / "results"
+    env = task_env()
+    env["CFRNA_INDEX_CACHE"] = str(out.parent / "index")
+    cmd = [str(VENV_BIN / "cfrna"), "run", "--samplesheet", str(cohort / "samplesheet.csv"),
+           "--fasta", str(cohort / "genome.fa"), "--gtf", str(cohort / "genes.gtf"),
+           "--contrasts", str(cohort / "contrasts.csv"), "--outdir", str(out), "--threads", "2", "--no-progress"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=NF_TIMEOUT)
+    assert proc.returncode == 0, f"cfrna run failed:\n{proc.stderr[-4000:]}"
+    return out
+
+
+@pytest.mark.nextflow
+@pytest.mark.slow
+def test_profile_test_succeeds(nf_test_run):
+    out = nf_test_run["out"]
+    trace = nf_test_run["trace"]
+    assert set(trace["status"]) == {"COMPLETED"}, trace[["name", "status"]].to_string()
+    assert (out / "report" / "index.html").stat().st_size > 0
+    assert (out / "matrix" / "cfrna.h5ad").stat().st_size > 0
+    n = len(list((out / "test_cohort" / "fastq").glob("*.fastq.gz")))
+    assert n == 6
+    assert len(list((out / "counts").glob("*.counts.tsv"))) == n
+    params = json.loads((out / "pipeline_info" / "params.json").read_text())
+    assert params["params"]["simulate"] is True
+
+
+@pytest.mark.nextflow
+@pytest.mark.slow
+def test_same_output_tree_and_results_as_cfrna_run(nf_test_run, cfrna_run_ref):
+    nf_out, ref = nf_test_run["out"], cfrna_run_ref
+    assert tree(nf_out) == tree(ref), (
+        f"only Nextflow: {sorted(tree(nf_out) - tree(ref))}; only cfrna run: {sorted(tree(ref) - tree(nf_out))}")
+    assert_same_results(nf_out, ref)
+    # provenance written by the same code: identical for identical inputs and software
+    for name in ("input_checksums.tsv", "software_versions.yml"):
+        assert (nf_out / "pipeline_info" / name).read_bytes() == (ref / "pipeline_info" / name).read_bytes(), name
+
+
+@pytest.mark.nextflow
+@pytest.mark.slow
+def test_qc_failing_sample_does_not_stop_the_others(nf_test_run):
+    out = nf_test_run["out"]
+    qc = pd.read_csv(out / "qc" / "qc_summary.tsv", sep="\t", dtype={"sample": str})
+    assert len(qc) == 6, "every sample reaches QC"
+    failed = qc[qc["status"] == "fail"]
+    if failed.empty:
+        pytest.fail("the simulated test cohort has no QC-failing sample; this test needs one")
+    assert failed["excluded"].astype(str).str.lower().eq("true").all()
+    counts = pd.read_csv(out / "matrix" / "gene_counts.tsv", sep="\t", nrows=1)
+    assert set(qc["sample"]) <= set(counts.columns), "failed samples stay in the matrix (flagged, not dropped)"
+    design = pd.read_csv(next((out / "de").glob("design.tsv")), sep="\t")
+    assert not set(failed["sample"]) & set(design.iloc[:, 0].astype(str)), "failed samples excluded from DE"
+    assert list((out / "de").glob("*.deseq2.tsv")), "DE still ran on the remaining samples"
+
+
+@pytest.mark.nextflow
+@pytest.mark.slow
+def test_resume_after_complete_run_executes_nothing(nf_test_run):
+    base, out = nf_test_run["base"], nf_test_run["out"]
+    run_nextflow(base, "-profile", "test", "--outdir", str(out), "-w", str(base / "work"), "-resume")
+    trace = latest_trace(out)
+    assert len(trace) > 10
+    assert set(trace["status"]) == {"CACHED"}, trace[trace["status"] != "CACHED"][["name", "status"]].to_string()
+
+
+@pytest.mark.nextflow
+@pytest.mark.slow
+def test_resume_after_kill_reruns_only_unfinished_tasks(nf_test_run, tmp_path):
+    base = tmp_path
+    out = base / "results"
+    cmd = nf_command("-profile", "test", "--outdir", str(out), "-w", str(base / "work"))
+    proc = subprocess.Popen(cmd, cwd=base, env=task_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + NF_TIMEOUT
+        while time.time() < deadline and proc.poll() is None:
+            if list((out / "counts").glob("*.counts.tsv")):
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before the first COUNT was published"
+        done_before = {p.name for p in (out / "counts").glob("*.counts.tsv")}
+        time.sleep(3)  # let Nextflow's cache writer record those tasks (it is asynchronous)
+        os.killpg(proc.pid, signal.SIGKILL)  # the JVM and every task it started
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / "report" / "index.html").exists()
+
+    run_nextflow(base, "-profile", "test", "--outdir", str(out), "-w", str(base / "work"), "-resume")
+    trace = latest_trace(out)
+    status = dict(zip(trace["name"], trace["status"], strict=True))
+    assert set(status.values()) <= {"CACHED", "COMPLETED"}
+    cached = {n for n, s in status.items() if s == "CACHED"}
+    rerun = {n for n, s in status.items() if s == "COMPLETED"}
+    assert "CFRNA:CFRNA_SIMULATE (n=6)" in cached
+    for f in done_before:
+        sid = f.removesuffix(".counts.tsv")
+        for step in ("CFRNA_TRIM", "CFRNA_ALIGN", "CFRNA_COUNT"):
+            assert f"CFRNA:SAMPLE_COUNTS:{step} ({sid})" in cached, f"{step} of {sid} ran again"
+    assert "CFRNA:CFRNA_REPORT (cohort)" in rerun and "CFRNA:CFRNA_QC (cohort)" in rerun
+    assert_same_results(out, nf_test_run["out"])
+
+
+# ----------------------------------------------------------------------------- SLURM
+
+
+@pytest.fixture(scope="module")
+def local_slurm(tmp_path_factory):
+    """The project's single-node SLURM (scripts/slurm); needs root and the Debian slurm packages."""
+    missing = [b for b in ("slurmctld", "slurmd", "munged", "sbatch") if shutil.which(b) is None]
+    if missing or os.geteuid() != 0:
+        msg = f"local SLURM unavailable ({'missing ' + ', '.join(missing) if missing else 'not root'})"
+        if IN_CI:
+            pytest.fail(f"CI=true: {msg}")
+        pytest.skip(msg)
+    home = tmp_path_factory.mktemp("slurm")
+    env = dict(os.environ, CFRNA_SLURM_HOME=str(home))
+    start = subprocess.run(["bash", str(ROOT / "scripts" / "slurm" / "start_slurm.sh")], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert start.returncode == 0, start.stderr
+    try:
+        yield {"home": home, "conf": home / "etc" / "slurm.conf"}
+    finally:
+        subprocess.run(["bash", str(ROOT / "scripts" / "slurm" / "stop_slurm.sh")], env=env,
+                       capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.nextflow
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_profile_test_on_local_slurm(local_slurm, nf_test_run, tmp_path):
+    out = tmp_path / "results"
+    os.environ["SLURM_CONF"] = str(local_slurm["conf"])
+    try:
+        run_nextflow(tmp_path, "-profile", "test,slurm", "--outdir", str(out), "-w", str(tmp_path / "work"))
+    finally:
+        os.environ.pop("SLURM_CONF", None)
+    trace = latest_trace(out)
+    assert set(trace["status"]) == {"COMPLETED"}
+    ids = set(trace["native_id"])
+    assert all(i.isdigit() for i in ids), f"native ids are not SLURM job ids: {ids}"
+    # SLURM's own completion log lists every job Nextflow submitted, all COMPLETED
+    jobcomp = (local_slurm["home"] / "log" / "jobcomp.txt").read_text().splitlines()
+    done = {}
+    for line in jobcomp:
+        fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        done[fields.get("JobId")] = fields.get("JobState")
+    for i in ids:
+        assert done.get(i) == "COMPLETED", f"job {i} not completed by SLURM ({done.get(i)})"
+    assert tree(out) == tree(nf_test_run["out"])
+    assert_same_results(out, nf_test_run["out"])
+
+
+def test_install_script_uses_a_nextflow_already_on_path(tmp_path):
+    fake = tmp_path / "bin" / "nextflow"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho '      version 24.10.9 build 1'\n")
+    fake.chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
+               NXF_INSTALL_DIR=str(tmp_path / "nf"))
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "install_nextflow.sh")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert f"using nextflow on PATH: {fake}" in proc.stdout
+    assert not (tmp_path / "nf").exists(), "nothing is built when nextflow is on PATH"
+
+
+@pytest.mark.nextflow
+def test_install_script_is_idempotent():
+    local = ROOT / "tools" / "nextflow" / "bin" / "nextflow"
+    if not local.exists():
+        nextflow_bin()  # skip (or fail under CI) with the usual message
+        pytest.skip("Nextflow is on PATH, not installed by the script")
+    env = dict(os.environ, NXF_FORCE_MAVEN="1")
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "install_nextflow.sh")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "already installed" in proc.stdout
+    version = subprocess.run([str(local), "-version"], env=task_env(), capture_output=True, text=True, timeout=120)
+    assert "version 24.10" in version.stdout
+
+
+def test_slurm_scripts_are_pid_file_based():
+    stop = (ROOT / "scripts" / "slurm" / "stop_slurm.sh").read_text()
+    assert "pkill" not in stop and "killall" not in stop
+    start = (ROOT / "scripts" / "slurm" / "start_slurm.sh").read_text()
+    assert "CFRNA_SLURM_HOME" in start and "jobcomp" in start

@@ -1,0 +1,44 @@
+process CFRNA_TRIM {
+    tag "${meta.id}"
+    label 'process_low'
+    conda "${moduleDir}/environment.yml"
+
+    input:
+    tuple val(meta), path(reads)   // meta: [id, single_end, strandedness, ...]; reads: [R1] or [R1, R2]
+
+    output:
+    tuple val(meta), path("*.trimmed.fastq.gz"), emit: reads
+    tuple val(meta), path("*.trim.json")       , emit: json
+    path "versions.yml"                        , emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    def prefix = task.ext.prefix ?: "${meta.id}"
+    def r2 = meta.single_end ? '' : "--fastq-2 ${reads[1]}"
+    """
+    cfrna-trim \\
+        --sample ${prefix} \\
+        --fastq-1 ${reads[0]} \\
+        ${r2} \\
+        --outdir . \\
+        --threads ${task.cpus} \\
+        ${args}
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        cfrna: \$(cfrna-trim --version 2>&1 | sed 's/^cfrna //')
+    END_VERSIONS
+    """
+
+    stub:
+    def prefix = task.ext.prefix ?: "${meta.id}"
+    """
+    echo | gzip > ${prefix}_1.trimmed.fastq.gz
+    ${meta.single_end ? '' : "echo | gzip > ${prefix}_2.trimmed.fastq.gz"}
+    echo '{}' > ${prefix}.trim.json
+    echo '"${task.process}": {cfrna: stub}' > versions.yml
+    """
+}

@@ -1,0 +1,45 @@
+//
+// Per sample: trim -> align -> count (each sample independent; a QC-poor sample is not an error)
+//
+include { CFRNA_TRIM  } from '../../../modules/local/trim/main'
+include { CFRNA_ALIGN } from '../../../modules/local/align/main'
+include { CFRNA_COUNT } from '../../../modules/local/count/main'
+
+workflow SAMPLE_COUNTS {
+    take:
+    ch_reads     // channel: [ val(meta), [ fastq_1, fastq_2? ] ]
+    ch_fasta     // channel (value): path(genome.fa)
+    ch_gtf       // channel (value): path(genes.gtf)
+    ch_index     // channel (value): path(index dir)
+    aligner      // string: mappy | star
+    skip_trim    // boolean
+
+    main:
+    ch_versions = Channel.empty()
+    ch_trim_json = Channel.empty()
+
+    if (skip_trim) {
+        ch_trimmed = ch_reads
+    } else {
+        CFRNA_TRIM(ch_reads)
+        ch_trimmed   = CFRNA_TRIM.out.reads
+        ch_trim_json = CFRNA_TRIM.out.json
+        ch_versions  = ch_versions.mix(CFRNA_TRIM.out.versions.first())
+    }
+
+    CFRNA_ALIGN(ch_trimmed, ch_fasta, ch_gtf, ch_index, aligner)
+    ch_versions = ch_versions.mix(CFRNA_ALIGN.out.versions.first())
+
+    // count with the strandedness that align recorded (inferred when the sheet says auto)
+    CFRNA_COUNT(CFRNA_ALIGN.out.bam.join(CFRNA_ALIGN.out.json, failOnDuplicate: true, failOnMismatch: true), ch_gtf)
+    ch_versions = ch_versions.mix(CFRNA_COUNT.out.versions.first())
+
+    emit:
+    trim_json  = ch_trim_json             // channel: [ val(meta), path(<id>.trim.json) ]
+    bam        = CFRNA_ALIGN.out.bam      // channel: [ val(meta), path(bam), path(bai) ]
+    align_json = CFRNA_ALIGN.out.json     // channel: [ val(meta), path(<id>.align.json) ]
+    counts     = CFRNA_COUNT.out.counts   // channel: [ val(meta), path(<id>.counts.tsv) ]
+    summary    = CFRNA_COUNT.out.summary  // channel: [ val(meta), path(<id>.counts.tsv.summary) ]
+    stats      = CFRNA_COUNT.out.stats    // channel: [ val(meta), path(<id>.counts.tsv.stats.json) ]
+    versions   = ch_versions              // channel: [ path(versions.yml) ]
+}

@@ -1,0 +1,145 @@
+//
+// cfrna: plasma cfRNA-seq reads -> QC-gated gene counts, DE and pathway signatures.
+// Orchestration only: every step is a `cfrna <stage>` command (bin/cfrna-<stage>).
+//
+import groovy.json.JsonOutput
+
+include { CFRNA_SIMULATE   } from '../modules/local/simulate/main'
+include { CFRNA_VALIDATE   } from '../modules/local/validate/main'
+include { CFRNA_PROVENANCE } from '../modules/local/provenance/main'
+include { CFRNA_INDEX      } from '../modules/local/index/main'
+include { SAMPLE_COUNTS    } from '../subworkflows/local/sample_counts/main'
+include { CFRNA_QC         } from '../modules/local/qc/main'
+include { CFRNA_MATRIX     } from '../modules/local/matrix/main'
+include { CFRNA_DE         } from '../modules/local/de/main'
+include { CFRNA_PATHWAYS   } from '../modules/local/pathways/main'
+include { CFRNA_REPORT     } from '../modules/local/report/main'
+
+// files of a channel of [meta, files...] tuples, flattened and sorted by name, as one list
+// (sorted so that the task hash, hence -resume, does not depend on completion order)
+def collectFiles(ch) {
+    return ch.map { it.drop(1) }.flatten().collect(sort: { a, b -> a.name <=> b.name }).ifEmpty([])
+}
+
+workflow CFRNA {
+    main:
+    def cohort = [id: 'cohort']
+    ch_versions = Channel.empty()
+
+    //
+    // Inputs: a simulated cohort (--simulate, the test profile) or the user's files
+    //
+    if (params.simulate) {
+        CFRNA_SIMULATE(params.sim_samples, params.sim_reads, params.sim_seed)
+        // value channels (a process whose inputs are all values emits values): read by every task
+        ch_sheet     = CFRNA_SIMULATE.out.samplesheet
+        ch_contrasts = CFRNA_SIMULATE.out.contrasts
+        ch_fasta     = CFRNA_SIMULATE.out.fasta
+        ch_gtf       = CFRNA_SIMULATE.out.gtf
+        ch_versions  = ch_versions.mix(CFRNA_SIMULATE.out.versions)
+    } else {
+        ch_sheet     = Channel.value(file(params.input, checkIfExists: true))
+        ch_contrasts = Channel.value(params.contrasts ? file(params.contrasts, checkIfExists: true) : [])
+        ch_fasta     = Channel.value(file(params.fasta, checkIfExists: true))
+        ch_gtf       = Channel.value(file(params.gtf, checkIfExists: true))
+    }
+    def has_contrasts = params.simulate || params.contrasts
+    ch_gene_sets = Channel.value(
+        params.gene_sets ? params.gene_sets.toString().tokenize(',').collect { file(it.trim(), checkIfExists: true) } : []
+    )
+
+    //
+    // Validate samplesheet, contrasts and reference with the project's Python (no plugin). The
+    // per-sample channel comes from the validated sheet (absolute FASTQ paths); the cohort stages
+    // read the user's sheet itself, as `cfrna run` does, and start only after the samples are done.
+    //
+    CFRNA_VALIDATE(ch_sheet, ch_contrasts, ch_gtf, ch_fasta)
+    ch_versions = ch_versions.mix(CFRNA_VALIDATE.out.versions)
+
+    ch_reads = CFRNA_VALIDATE.out.samplesheet
+        .splitCsv(header: true, strip: true)
+        .map { row ->
+            def meta = [id: row.sample, single_end: !row.fastq_2, strandedness: row.strandedness]
+            def reads = [file(row.fastq_1, checkIfExists: true)]
+            if (row.fastq_2) { reads << file(row.fastq_2, checkIfExists: true) }
+            [meta, reads]
+        }
+
+    //
+    // pipeline_info: params, software versions, input checksums (same writers as `cfrna run`)
+    //
+    CFRNA_PROVENANCE(
+        JsonOutput.toJson(params.findAll { k, v -> !k.contains('-') }),
+        ch_sheet, ch_contrasts, ch_fasta, ch_gtf, ch_gene_sets, params.aligner
+    )
+
+    //
+    // Index once, then trim -> align -> count per sample
+    //
+    CFRNA_INDEX(ch_fasta, ch_gtf, params.aligner, params.index_dir ? file(params.index_dir).toString() : '')
+    ch_versions = ch_versions.mix(CFRNA_INDEX.out.versions)
+
+    SAMPLE_COUNTS(ch_reads, ch_fasta, ch_gtf, CFRNA_INDEX.out.index, params.aligner, params.skip_trim)
+    ch_versions = ch_versions.mix(SAMPLE_COUNTS.out.versions)
+
+    //
+    // Cohort: QC gates -> matrix -> DE -> pathways -> report
+    //
+    ch_count_files = collectFiles(SAMPLE_COUNTS.out.counts.join(SAMPLE_COUNTS.out.summary).join(SAMPLE_COUNTS.out.stats))
+    ch_align_json  = collectFiles(SAMPLE_COUNTS.out.align_json)
+    ch_align_files = collectFiles(SAMPLE_COUNTS.out.align_json.join(SAMPLE_COUNTS.out.bam))   // QC reads BAM headers
+    ch_trim_json   = collectFiles(SAMPLE_COUNTS.out.trim_json)
+
+    CFRNA_QC(
+        ch_count_files.map { [cohort, it] }.combine(ch_align_files.map { [it] }).combine(ch_trim_json.map { [it] }),
+        ch_sheet, ch_gtf
+    )
+    ch_versions = ch_versions.mix(CFRNA_QC.out.versions)
+
+    CFRNA_MATRIX(
+        collectFiles(SAMPLE_COUNTS.out.counts).map { [cohort, it] }.combine(CFRNA_QC.out.summary.map { it[1] }),
+        ch_sheet, ch_gtf
+    )
+    ch_versions = ch_versions.mix(CFRNA_MATRIX.out.versions)
+
+    ch_de_files = Channel.value([])
+    ch_pw_files = Channel.value([])
+    if (has_contrasts) {
+        CFRNA_DE(CFRNA_MATRIX.out.counts.join(CFRNA_MATRIX.out.samples), ch_sheet, ch_contrasts, ch_gtf)
+        ch_versions = ch_versions.mix(CFRNA_DE.out.versions)
+        CFRNA_PATHWAYS(
+            CFRNA_DE.out.files.join(CFRNA_MATRIX.out.samples),
+            ch_sheet, ch_gtf, ch_gene_sets
+        )
+        ch_versions = ch_versions.mix(CFRNA_PATHWAYS.out.versions)
+        ch_de_files = CFRNA_DE.out.files.map { it[1] }
+        ch_pw_files = CFRNA_PATHWAYS.out.files.map { it[1] }
+    }
+
+    ch_qc_files = CFRNA_QC.out.files.map { it[1] }
+    ch_info = CFRNA_PROVENANCE.out.params.mix(CFRNA_PROVENANCE.out.versions_yml, CFRNA_PROVENANCE.out.checksums)
+        .collect(sort: { a, b -> a.name <=> b.name })
+
+    CFRNA_REPORT(
+        ch_qc_files.map { [cohort, it instanceof List ? it : [it]] }
+            .combine(CFRNA_MATRIX.out.files.map { [it[1]] })
+            .combine(ch_de_files.map { [it] })
+            .combine(ch_pw_files.map { [it] })
+            .combine(ch_count_files.map { [it] })
+            .combine(ch_align_json.map { [it] })
+            .combine(ch_trim_json.map { [it] })
+            .combine(ch_info.map { [it] })
+    )
+    ch_versions = ch_versions.mix(CFRNA_REPORT.out.versions)
+
+    //
+    // Per-process versions (the cohort-wide software_versions.yml comes from CFRNA_PROVENANCE)
+    //
+    ch_versions
+        .unique()
+        .collectFile(name: 'nf_process_versions.yml', storeDir: "${params.outdir}/pipeline_info", sort: true, newLine: true)
+
+    emit:
+    report = CFRNA_REPORT.out.html     // channel: [ val(meta), path(index.html) ]
+    h5ad   = CFRNA_REPORT.out.h5ad     // channel: [ val(meta), path(cfrna.h5ad) ]
+}
