@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "de": ("cfrna.de._cli", "differential expression per contrast (pydeseq2)"),
     "pathways": ("cfrna.pathways._cli", "GSEA prerank per contrast and per-sample signature scores"),
     "report": ("cfrna.report._cli", "the self-contained HTML report and the final AnnData"),
+    "provenance": ("cfrna.pipeline._provenance_cli", "pipeline_info: params, software versions, input checksums"),
     "run": ("cfrna.pipeline._cli", "run the whole workflow in-process"),
     "demo": ("cfrna.pipeline._demo_cli", "simulate a tiny cohort and run the workflow on it"),
 }

@@ -23,29 +23,26 @@ process CFRNA_PROVENANCE {
 
     script:
     // the same writers as `cfrna run` (cfrna.pipeline.provenance): identical file formats
-    def gmt = gene_sets ? gene_sets.collect { "'${it}'" }.join(', ') : ''
+    def gmt = gene_sets ? "--gene-sets ${gene_sets.join(' ')}" : ''
+    def contrasts_arg = contrasts ? "--contrasts ${contrasts}" : ''
     """
-    mkdir -p pipeline_info
     cat <<'CFRNA_PARAMS_EOF' > nf_params.json
     ${params_json}
     CFRNA_PARAMS_EOF
-    python3 - <<'CFRNA_PY_EOF'
-    import json, os, types
-    from pathlib import Path
-    from cfrna.io.samplesheet import read_samplesheet
-    from cfrna.pipeline import provenance as prov
-    info = Path("pipeline_info")
-    prov.write_params(info / "params.json", json.loads(Path("nf_params.json").read_text()))
-    opts = types.SimpleNamespace(samplesheet="${samplesheet}", contrasts="${contrasts ?: ''}" or None,
-                                 fasta="${fasta}", gtf="${gtf}", gene_sets=[${gmt}])
-    sheet = read_samplesheet(os.path.realpath("${samplesheet}"))
-    prov.write_checksums(info / "input_checksums.tsv", opts, sheet)
-    prov.write_versions(info / "software_versions.yml", aligner="${aligner}")
-    CFRNA_PY_EOF
+
+    cfrna-provenance \\
+        --samplesheet ${samplesheet} \\
+        --fasta ${fasta} \\
+        --gtf ${gtf} \\
+        ${contrasts_arg} \\
+        ${gmt} \\
+        --aligner ${aligner} \\
+        --params-json nf_params.json \\
+        --outdir pipeline_info
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
-        cfrna: \$(python3 -c 'import cfrna; print(cfrna.__version__)')
+        cfrna: \$(cfrna --version | sed 's/cfrna //')
     END_VERSIONS
     """
 
