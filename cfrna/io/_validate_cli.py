@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-from pathlib import Path
 
-from cfrna.errors import ConfigError, InputFormatError
+from cfrna.errors import ConfigError
 from cfrna.io.atomic import atomic_open
 from cfrna.io.samplesheet import REQUIRED_COLUMNS, SampleSheet, read_samplesheet
 
@@ -24,50 +23,15 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="unused; accepted for uniformity")
 
 
-def fasta_names(path: str | Path) -> list[str]:
-    """Sequence names of a FASTA (from its .fai when present); error if the file is not FASTA."""
-    path = Path(path)
-    fai = Path(str(path) + ".fai")
-    if fai.exists() and fai.stat().st_mtime >= path.stat().st_mtime:
-        return [line.split("\t", 1)[0] for line in fai.read_text().splitlines() if line]
-    import gzip
-
-    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
-    names = []
-    try:
-        with opener(path, "rt", errors="replace") as fh:
-            for i, line in enumerate(fh, 1):
-                if i == 1 and not line.startswith(">"):
-                    raise InputFormatError("not a FASTA file (first line does not start with '>')",
-                                           where=f"{path}:1", hint="check the --fasta path")
-                if line.startswith(">"):
-                    name = line[1:].split(None, 1)[0] if line[1:].strip() else ""
-                    if not name:
-                        raise InputFormatError("FASTA header without a name", where=f"{path}:{i}")
-                    names.append(name)
-    except (OSError, EOFError) as exc:
-        raise InputFormatError(f"FASTA is unreadable or truncated ({exc})", where=str(path)) from exc
-    if not names:
-        raise InputFormatError("FASTA has no sequences", where=str(path))
-    return names
-
-
 def check_reference(gtf: str, fasta: str | None):
     """Parse the GTF; with a FASTA, check the GTF chromosomes against its sequence names."""
+    from cfrna.align.index import check_gtf_chromosomes, read_fasta_lengths
     from cfrna.reference import read_gtf
 
     ann = read_gtf(gtf)
     if fasta:
-        names = set(fasta_names(fasta))
-        missing = [c for c in ann.chromosomes if c not in names]
-        if len(missing) == len(ann.chromosomes):
-            raise InputFormatError(
-                f"no GTF chromosome matches a FASTA sequence (GTF: {', '.join(ann.chromosomes[:3])}; "
-                f"FASTA: {', '.join(sorted(names)[:3])})", where=gtf,
-                hint="use a GTF and FASTA of the same assembly and naming (chr1 vs 1)")
-        if missing:
-            log.warning("%s: %d GTF chromosome(s) absent from the FASTA, their genes get no reads: %s",
-                        gtf, len(missing), ", ".join(missing[:10]))
+        contigs = [name for name, _ in read_fasta_lengths(fasta)]
+        check_gtf_chromosomes(ann.chromosomes, contigs, gtf=gtf, fasta=fasta)
     return ann
 
 
