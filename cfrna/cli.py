@@ -37,7 +37,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cfrna", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="cfrna",
+        description="Plasma cell-free RNA sequencing: reads to QC-gated gene counts, differential expression "
+                    "and pathway signatures. `cfrna demo` runs the whole workflow on a tiny simulated cohort.",
+        epilog="Exit codes: 0 success, 1 bad input data, 2 usage or configuration error, 130 interrupted.")
     parser.add_argument("--version", action="version", version=f"cfrna {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
