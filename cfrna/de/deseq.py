@@ -360,6 +360,7 @@ def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike, contrasts:
     sf = pd.Series(cohort_dds.obs["size_factors"].to_numpy(), index=used_all)
     normalized = pd.DataFrame(cohort_dds.layers["normed_counts"].T, index=filtered.index, columns=used_all)
     vst = pd.DataFrame(np.asarray(cohort_dds.layers["vst_counts"]).T, index=filtered.index, columns=used_all)
+    del cohort_dds  # its layers are several genes x samples float64 arrays: free them before the fits
     write_table(outdir / "size_factors.tsv", pd.DataFrame({"sample": used_all, "size_factor": sf.to_numpy()}))
     write_table(outdir / "normalized_counts.tsv", normalized.rename_axis("gene_id").reset_index(), float_format="%.6g")
     write_table(outdir / "vst.tsv", vst.rename_axis("gene_id").reset_index(), float_format="%.6g")
@@ -370,8 +371,9 @@ def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike, contrasts:
     for summ in summaries:
         c = summ.contrast
         sub = filter_genes(filtered[summ.samples], method="none")
-        res, _ = deseq_fit(sub, summ.metadata, summ.formula, summ.coefficient, threads=threads, alpha=alpha,
-                           lfc_shrink=lfc_shrink)
+        # keep only the results: the fitted dataset is freed before the next fit (bounded memory at scale)
+        res = deseq_fit(sub, summ.metadata, summ.formula, summ.coefficient, threads=threads, alpha=alpha,
+                        lfc_shrink=lfc_shrink)[0]
         table = res.reset_index()
         table.insert(1, "gene_name", names.reindex(table["gene_id"]).to_numpy())
         table = table.sort_values(["padj", "pvalue"], na_position="last", kind="mergesort")[RESULT_COLUMNS]
