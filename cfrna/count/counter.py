@@ -63,7 +63,7 @@ from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
 from cfrna.io.atomic import write_json, write_text
 from cfrna.io.bam import iter_record_batches, read_header
 from cfrna.reference import read_gtf
-from cfrna.reference.gtf import MITO_NAMES
+from cfrna.reference.gtf import MITO_NAMES, merge_intervals
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,8 @@ class GeneIndex:
         # (0 '.', 1 '+', 2 '-'): featureCounts checks the strand of each feature, not of the gene
         keep = tid >= 0
         scode = np.where(strand == "+", 1, np.where(strand == "-", 2, 0)).astype(np.int64)
-        ex = _merge(tid[keep], gidx[keep] * 4 + scode[keep], start[keep], end[keep])
-        self.n_exon_blocks = np.bincount(_merge(tid[keep], gidx[keep], start[keep], end[keep])[1],
+        ex = merge_intervals(tid[keep], gidx[keep] * 4 + scode[keep], start[keep], end[keep])
+        self.n_exon_blocks = np.bincount(merge_intervals(tid[keep], gidx[keep], start[keep], end[keep])[1],
                                          minlength=n_genes)
         self.exon = _binned(*ex, n_ref)
         # spans per (gene, tid)
@@ -148,27 +148,6 @@ class GeneIndex:
         self.tid_ok = np.zeros(max(n_ref, 1), np.bool_)
         self.tid_ok[np.unique(tid[keep])] = True
         self.mito_tid = np.array([r in MITO_NAMES for r in references] or [False], dtype=np.bool_)
-
-
-def _merge(tid, gidx, start, end):
-    """Union of each gene's features per reference: arrays (tid, gene, start, end)."""
-    if len(tid) == 0:
-        z = np.zeros(0, np.int64)
-        return z, z, z, z
-    order = np.lexsort((start, gidx, tid))
-    t, g, s, e = tid[order], gidx[order], start[order], end[order]
-    out_t, out_g, out_s, out_e = [], [], [], []
-    ct, cg, cs, ce = t[0], g[0], s[0], e[0]
-    for ti, gi, si, ei in zip(t[1:].tolist(), g[1:].tolist(), s[1:].tolist(), e[1:].tolist(), strict=True):
-        if ti == ct and gi == cg and si <= ce + 1:
-            if ei > ce:
-                ce = ei
-        else:
-            out_t.append(ct), out_g.append(cg), out_s.append(cs), out_e.append(ce)
-            ct, cg, cs, ce = ti, gi, si, ei
-    out_t.append(ct), out_g.append(cg), out_s.append(cs), out_e.append(ce)
-    return (np.asarray(out_t, np.int64), np.asarray(out_g, np.int64), np.asarray(out_s, np.int64),
-            np.asarray(out_e, np.int64))
 
 
 def _spans(tid, gidx, start, end):

@@ -217,24 +217,33 @@ def read_gtf(
                       attribute=attribute, chromosomes=list(chrom_order))
 
 
+def merge_intervals(tid: np.ndarray, gidx: np.ndarray, start: np.ndarray, end: np.ndarray):
+    """Union of each gene's features per sequence, touching intervals merged.
+
+    Returns arrays ``(tid, gene, start, end)`` of the merged blocks, sorted by sequence, gene, start.
+    """
+    if len(tid) == 0:
+        z = np.zeros(0, np.int64)
+        return z, z, z, z
+    order = np.lexsort((start, gidx, tid))
+    t, g, s, e = tid[order], gidx[order], start[order], end[order]
+    out_t, out_g, out_s, out_e = [], [], [], []
+    ct, cg, cs, ce = t[0], g[0], s[0], e[0]
+    for ti, gi, si, ei in zip(t[1:].tolist(), g[1:].tolist(), s[1:].tolist(), e[1:].tolist(), strict=True):
+        if ti == ct and gi == cg and si <= ce + 1:
+            ce = max(ce, ei)
+        else:
+            out_t.append(ct), out_g.append(cg), out_s.append(cs), out_e.append(ce)
+            ct, cg, cs, ce = ti, gi, si, ei
+    out_t.append(ct), out_g.append(cg), out_s.append(cs), out_e.append(ce)
+    return (np.asarray(out_t, np.int64), np.asarray(out_g, np.int64), np.asarray(out_s, np.int64),
+            np.asarray(out_e, np.int64))
+
+
 def _union_lengths(features: pd.DataFrame) -> np.ndarray:
     """Per gene, the number of bases covered by the union of its features (featureCounts' Length)."""
-    order = np.lexsort((features["start"].to_numpy(), features["chrom"].cat.codes.to_numpy(),
-                        features["gene_idx"].to_numpy()))
-    g = features["gene_idx"].to_numpy()[order]
-    c = features["chrom"].cat.codes.to_numpy()[order]
-    s = features["start"].to_numpy()[order]
-    e = features["end"].to_numpy()[order]
-    n_genes = int(g.max()) + 1 if len(g) else 0
-    out = np.zeros(n_genes, dtype=np.int64)
-    cur_g, cur_c, cur_s, cur_e = -1, -1, 0, -1
-    for gi, ci, si, ei in zip(g.tolist(), c.tolist(), s.tolist(), e.tolist(), strict=True):
-        if gi != cur_g or ci != cur_c or si > cur_e + 1:
-            if cur_g >= 0:
-                out[cur_g] += cur_e - cur_s + 1
-            cur_g, cur_c, cur_s, cur_e = gi, ci, si, ei
-        else:
-            cur_e = max(cur_e, ei)
-    if cur_g >= 0:
-        out[cur_g] += cur_e - cur_s + 1
-    return out
+    g_all = features["gene_idx"].to_numpy()
+    _, g, s, e = merge_intervals(features["chrom"].cat.codes.to_numpy().astype(np.int64), g_all.astype(np.int64),
+                                 features["start"].to_numpy(), features["end"].to_numpy())
+    n_genes = int(g_all.max()) + 1 if len(g_all) else 0
+    return np.bincount(g, weights=e - s + 1, minlength=n_genes).astype(np.int64)
