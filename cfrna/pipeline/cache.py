@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cfrna.io.atomic import write_json
@@ -56,3 +57,17 @@ class StepCache:
 
     def mark(self, name: str, key: str, outputs: Iterable[str | os.PathLike]) -> None:
         write_json(self._stamp(name), {"key": key, "outputs": [Path(o).name for o in outputs]})
+
+    def run_step(self, step: str, sample: str, inputs: Iterable, params: dict, outputs: list,
+                 fn: Callable[[], object], trace: list[dict]) -> bool:
+        """Run ``fn`` unless the step is done; append its trace record; True when it ran."""
+        name = f"{step}.{sample}" if sample else step
+        key = step_key(inputs, params)
+        t0 = time.time()
+        if self.is_done(name, key, outputs):
+            trace.append({"step": step, "sample": sample, "status": "CACHED", "seconds": 0.0})
+            return False
+        fn()
+        self.mark(name, key, outputs)
+        trace.append({"step": step, "sample": sample, "status": "COMPLETED", "seconds": round(time.time() - t0, 3)})
+        return True

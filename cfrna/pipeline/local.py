@@ -18,7 +18,7 @@ from pathlib import Path
 from cfrna.errors import CfrnaError, ConfigError, EmptyResultError
 from cfrna.io.atomic import write_json, write_table
 from cfrna.pipeline import provenance
-from cfrna.pipeline.cache import StepCache, step_key
+from cfrna.pipeline.cache import StepCache
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +85,7 @@ def process_sample(opts: RunOptions, sample, index_path: str | None, threads: in
     trace = []
 
     def step(name: str, inputs: list, params: dict, outputs: list, fn) -> None:
-        key = step_key(inputs, params)
-        t0 = time.time()
-        stamp = f"{name}.{sample.sample}"
-        if cache.is_done(stamp, key, outputs):
-            trace.append({"step": name, "sample": sample.sample, "status": "CACHED", "seconds": 0.0})
-            return
-        fn()
-        cache.mark(stamp, key, outputs)
-        trace.append({"step": name, "sample": sample.sample, "status": "COMPLETED",
-                      "seconds": round(time.time() - t0, 3)})
+        cache.run_step(name, sample.sample, inputs, params, outputs, fn, trace)
 
     if opts.skip_trim:
         r1, r2 = sample.fastq_1, sample.fastq_2
@@ -242,18 +233,13 @@ def run_pipeline(opts: RunOptions) -> dict:
             trace: list[dict] = []
 
             def cohort_step(name: str, inputs: list, params: dict, outputs: list, fn) -> None:
-                key = step_key(inputs, params)
-                t0 = time.time()
-                if cache.is_done(name, key, outputs):
-                    trace.append({"step": name, "sample": "", "status": "CACHED", "seconds": 0.0})
-                    return
-                task = progress.add_task(name, total=1) if progress else None
-                fn()
-                cache.mark(name, key, outputs)
-                if progress:
-                    progress.advance(task)
-                trace.append({"step": name, "sample": "", "status": "COMPLETED",
-                              "seconds": round(time.time() - t0, 3)})
+                def with_progress() -> None:
+                    task = progress.add_task(name, total=1) if progress else None
+                    fn()
+                    if progress:
+                        progress.advance(task)
+
+                cache.run_step(name, "", inputs, params, outputs, with_progress, trace)
 
             # 2. index (content-addressed cache, shared across runs)
             from cfrna.align import build_index
