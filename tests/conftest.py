@@ -13,6 +13,7 @@ SHARED = Path(os.environ.get("CFRNA_SHARED", ROOT.parent / "shared")) / "data"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
+os.environ.setdefault("CFRNA_ANNOTATION_CACHE", str(ROOT / ".cache" / "annotation"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 

@@ -136,6 +136,57 @@ def test_small_chunks_and_table_growth(synth, tmp_path, monkeypatch):
     np.testing.assert_array_equal(grown["state"].acc, ref["state"].acc)
 
 
+@pytest.mark.parametrize("paired,sort", [(False, "coordinate"), (True, "coordinate"), (True, "name")])
+def test_parallel_chunks_identical(synth, tmp_path, paired, sort):
+    """Many small chunks across 2 threads (mates split across chunks, pairing in file order) and
+    record arrays that must grow mid-chunk give the numbers of one thread and one big chunk."""
+    from cfrna.count import counter
+    from cfrna.io import bam as bam_mod
+    from cfrna.reference import read_gtf
+
+    bam, gtf = synth[(paired, sort)]
+    ann = read_gtf(gtf)
+    ref = counter.count_bam(bam, ann, strandedness=2, paired=paired)
+    orig = bam_mod.Slot.__init__
+
+    def tiny(self, chunk_bytes):  # start with room for 16 records: decode must grow and resume
+        orig(self, chunk_bytes)
+        self.records = bam_mod.Records(16, 32)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bam_mod.Slot, "__init__", tiny)
+        for threads in (1, 2):
+            got = counter.count_bam(bam, ann, strandedness=2, paired=paired, threads=threads, chunk_bytes=1 << 12)
+            np.testing.assert_array_equal(got["state"].counts, ref["state"].counts)
+            np.testing.assert_array_equal(got["state"].acc, ref["state"].acc)
+            np.testing.assert_array_equal(got["state"].per_gene, ref["state"].per_gene)
+            assert got["records"] == ref["records"]
+
+
+def test_python_inflate_fallback(synth, tmp_path, monkeypatch):
+    """Without the libdeflate symbols the package API inflates: same numbers, same errors."""
+    from cfrna.io import bgzf
+
+    bam, gtf = synth[(True, "coordinate")]
+    a = run_count(bam, gtf, tmp_path / "native.tsv", strandedness="reverse", paired=True, threads=2)
+    monkeypatch.setattr(bgzf, "NATIVE", False)
+    b = run_count(bam, gtf, tmp_path / "python.tsv", strandedness="reverse", paired=True, threads=2)
+    assert (tmp_path / "native.tsv").read_text() == (tmp_path / "python.tsv").read_text()
+    assert a["summary"] == b["summary"] and a["stats"] == b["stats"]
+    data = bytearray(Path(bam).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad = tmp_path / "bad.bam"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(InputFormatError, match="CRC|decompress|BGZF"):
+        run_count(bad, gtf, tmp_path / "o.tsv", strandedness="reverse", paired=True)
+
+
+def test_native_inflate_is_used():
+    from cfrna.io import bgzf
+
+    assert bgzf.NATIVE, "libdeflate symbols of the deflate package not found: inflating block by block in Python"
+
+
 def test_decoder_matches_pysam(synth):
     bam, _ = synth[(True, "coordinate")]
     ref = [(r.flag, r.reference_id, r.reference_start, r.mapping_quality) for r in
@@ -186,8 +237,9 @@ def test_truncated_bam(small_bam, tmp_path):
     for cut in (len(data) // 2, len(data) - 40, 30):
         p = tmp_path / f"trunc{cut}.bam"
         p.write_bytes(data[:cut])
-        with pytest.raises(InputFormatError, match="truncated|ends inside"):
-            run_count(p, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
+        for threads in (1, 2):
+            with pytest.raises(InputFormatError, match="truncated|ends inside"):
+                run_count(p, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False, threads=threads)
 
 
 def test_corrupt_bytes(small_bam, tmp_path):
@@ -196,8 +248,9 @@ def test_corrupt_bytes(small_bam, tmp_path):
     data[len(data) // 2] ^= 0xFF
     p = tmp_path / "corrupt.bam"
     p.write_bytes(bytes(data))
-    with pytest.raises(InputFormatError, match="corrupt|CRC|decompress|BGZF"):
-        run_count(p, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
+    for threads in (1, 2):
+        with pytest.raises(InputFormatError, match="corrupt|CRC|decompress|BGZF"):
+            run_count(p, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False, threads=threads)
 
 
 def test_corrupt_record_inside_valid_bgzf(small_bam, tmp_path):
@@ -214,8 +267,9 @@ def test_corrupt_record_inside_valid_bgzf(small_bam, tmp_path):
     raw[i + 4 + 13] = 0x7F
     p = tmp_path / "badrec.bam"
     p.write_bytes(_bgzf(bytes(raw)))
-    with pytest.raises(InputFormatError, match="corrupt BAM record"):
-        run_count(p, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
+    for threads in (1, 2):
+        with pytest.raises(InputFormatError, match="corrupt BAM record"):
+            run_count(p, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False, threads=threads)
 
 
 def test_not_a_bam(small_bam, tmp_path):
@@ -307,7 +361,7 @@ def test_decoder_fuzz(small_bam, tmp_path):
         p = tmp_path / f"fuzz{k}.bam"
         p.write_bytes(_bgzf(bytes(data)))
         try:
-            run_count(p, gtf, tmp_path / "fz.tsv", strandedness="unstranded", paired=False)
+            run_count(p, gtf, tmp_path / "fz.tsv", strandedness="unstranded", paired=False, threads=1 + k % 2)
             outcomes["ok"] += 1
         except (InputFormatError, EmptyResultError, ConfigError):
             outcomes["error"] += 1

@@ -13,8 +13,14 @@ Layout of the state shared with :mod:`cfrna.count.counter`:
 * ``acc``: featureCounts' 14 summary categories then the QC tallies; ``per_gene[g]`` = fragments
   assigned to gene ``g`` alone, of which entirely inside its 3'-most exon.
 
-Arrays are packed into few arguments on purpose: a call per record that passes dozens of arrays
-is several times slower than the work it does.
+Two stages, so that the work scales over threads: :func:`evaluate_records` looks each record up in
+the index (no shared state: chunks run in parallel) and writes its hits in CSR form;
+:func:`count_records` then runs chunk by chunk in file order (pairing mates, duplicates, sort
+order, assignment) and only copies those hits.
+
+The per-record kernels are compiled with ``_nrt=False``: with numba's reference counting every
+inlined helper that receives arrays costs atomic increments and decrements per record, which
+measured at 3x the counting work itself. They allocate nothing, so they need no runtime.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ N_STATS = 10
 N_SUMMARY = 14
 
 # error codes
-E_OK, E_TOO_MANY_HITS, E_TABLE_FULL, E_UNSORTED = 0, 1, 2, 3
+E_OK, E_TOO_MANY_HITS, E_TABLE_FULL, E_UNSORTED, E_EVAL_FULL = 0, 1, 2, 3, 4
 
 
 @njit
@@ -50,7 +56,7 @@ def code_strand(code):
     return 1 if c == 1 else (-1 if c == 2 else 0)
 
 
-@njit
+@njit(inline="always", _nrt=False)
 def query_index(tid, bs, be, iv_s, iv_e, iv_item, bin_off, bin_n, bin_ptr, bin_items, out, nout):
     """Append to ``out[nout:]`` the distinct items whose interval overlaps [bs, be]; new ``nout`` or -1 on overflow."""
     nb = bin_n[tid]
@@ -85,7 +91,7 @@ def query_index(tid, bs, be, iv_s, iv_e, iv_item, bin_off, bin_n, bin_ptr, bin_i
     return nout
 
 
-@njit(inline="always")
+@njit(inline="always", _nrt=False)
 def _fragment(a, b, opt, gstrand, mito_tid, counts, acc, per_gene, votes,
               m_int, m_hits, m_h3p, m_span):
     """Assign the fragment made of mate slots ``a`` and ``b`` (``b = -1`` for a single record)."""
@@ -269,6 +275,59 @@ def _fragment(a, b, opt, gstrand, mito_tid, counts, acc, per_gene, votes,
         per_gene[g, 1] += 1
 
 
+@njit(_nrt=False)
+def evaluate_records(start, n, flag, tid, blk_off, nblk, blk_start, blk_end, tid_ok,
+                     ex_s, ex_e, ex_item, ex_boff, ex_bn, ex_bptr, ex_bitems,
+                     sp_s, sp_e, sp_item, sp_boff, sp_bn, sp_bptr, sp_bitems, tp_tid, tp_s, tp_e,
+                     ev_off, ev_nex, ev_code, ev_3p, hits):
+    """Look up records ``start..n-1`` in the interval index (no order, so chunks run in parallel).
+
+    Record ``i``'s entries are ``ev_code[ev_off[i]:ev_off[i + 1]]``: first ``ev_nex[i]`` exon-hit
+    codes (``gene * 4 + strand``) with ``ev_3p`` = all its blocks inside that gene's 3'-most exon,
+    then, only when no exon is hit, the genes whose span holds a block. Returns ``(next_index,
+    error_code, error_record)``: ``E_EVAL_FULL`` asks the caller to grow ``ev_code``/``ev_3p`` and
+    call again from ``next_index``; ``E_TOO_MANY_HITS``: a record overlaps more than ``MAXH`` genes.
+    """
+    cap = ev_code.shape[0]
+    for i in range(start, n):
+        o = ev_off[i]
+        if o + MAXH > cap:
+            return i, E_EVAL_FULL, i
+        fl = flag[i]
+        t = tid[i]
+        nhit = 0
+        nsp = 0
+        if (fl & 4) == 0 and t >= 0 and tid_ok[t]:
+            b0 = blk_off[i]
+            nb = nblk[i]
+            for k in range(nb):
+                nhit = query_index(t, blk_start[b0 + k], blk_end[b0 + k], ex_s, ex_e, ex_item, ex_boff, ex_bn,
+                                   ex_bptr, ex_bitems, hits, nhit)
+                if nhit < 0:
+                    return i, E_TOO_MANY_HITS, i
+            for q in range(nhit):
+                ev_code[o + q] = hits[q]
+                g = hits[q] >> 2
+                inside = tp_tid[g] == t
+                if inside:
+                    for k in range(nb):
+                        if blk_start[b0 + k] < tp_s[g] or blk_end[b0 + k] > tp_e[g]:
+                            inside = False
+                            break
+                ev_3p[o + q] = 1 if inside else 0
+            if nhit == 0 and nb > 0:
+                for k in range(nb):
+                    nsp = query_index(t, blk_start[b0 + k], blk_end[b0 + k], sp_s, sp_e, sp_item, sp_boff, sp_bn,
+                                      sp_bptr, sp_bitems, hits, nsp)
+                    if nsp < 0:
+                        return i, E_TOO_MANY_HITS, i
+                for q in range(nsp):
+                    ev_code[o + q] = hits[q]
+        ev_nex[i] = nhit
+        ev_off[i + 1] = o + nhit + nsp
+    return n, E_OK, -1
+
+
 @njit
 def _mix(h, a, b, c, d):
     x = h ^ (np.uint64(a + 2) * np.uint64(0x9E3779B97F4A7C15))
@@ -280,24 +339,108 @@ def _mix(h, a, b, c, d):
     return x
 
 
-@njit
-def count_records(n, flag, tid, pos, mapq, nh, hi, mtid, mpos, qhash, has_n, blk_off, nblk, blk_start, blk_end,
-                  start, opt, tid_ok, mito_tid, gstrand,
-                  ex_s, ex_e, ex_item, ex_boff, ex_bn, ex_bptr, ex_bitems,
-                  sp_s, sp_e, sp_item, sp_boff, sp_bn, sp_bptr, sp_bitems, tp_tid, tp_s, tp_e,
+@njit(inline="always", _nrt=False)
+def _load(i, row, flag, tid, pos, mapq, nh, has_n, ev_off, ev_nex, ev_code, ev_3p, m_int, m_hits, m_h3p, m_span):
+    """Fill mate slot ``row`` from record ``i`` of a batch and its index look-ups."""
+    m_int[row, 0] = flag[i]
+    m_int[row, 1] = tid[i]
+    m_int[row, 2] = pos[i]
+    m_int[row, 3] = mapq[i]
+    m_int[row, 4] = nh[i]
+    m_int[row, 5] = has_n[i]
+    o = ev_off[i]
+    nhit = ev_nex[i]
+    nsp = ev_off[i + 1] - o - nhit
+    for q in range(nhit):
+        m_hits[row, q] = ev_code[o + q]
+        m_h3p[row, q] = ev_3p[o + q]
+    for q in range(nsp):
+        m_span[row, q] = ev_code[o + nhit + q]
+    m_int[row, 6] = nhit
+    m_int[row, 7] = nsp
+
+
+@njit(inline="always", _nrt=False)
+def _pair_key(i, flag, tid, pos, hi, mtid, mpos, qhash):
+    """Mate-pairing key of record ``i``: the read-1 view (name and HI hash, tid, pos, mate tid, mate pos).
+
+    featureCounts pairs mates by name and HI tag (an absent HI differs from HI:1).
+    """
+    fl = flag[i]
+    if (fl & 64) != 0 or (fl & 128) == 0:
+        ka, kb, kc, kd = tid[i], pos[i], mtid[i], mpos[i]
+    else:
+        ka, kb, kc, kd = mtid[i], mpos[i], tid[i], pos[i]
+    kh = qhash[i] ^ (np.uint64(hi[i] + 2) * np.uint64(0x9E3779B97F4A7C15))
+    return kh, ka, kb, kc, kd
+
+
+@njit(_nrt=False)
+def assign_local(n, flag, tid, pos, mapq, nh, hi, mtid, mpos, qhash, has_n, ev_off, ev_nex, ev_code, ev_3p,
+                 opt, gstrand, mito_tid, counts, acc, per_gene, votes, table, left, m_int, m_hits, m_h3p, m_span):
+    """Assign the fragments that lie wholly in one chunk (runs on chunks in parallel).
+
+    Single-end records, and paired records whose mate is in the same chunk (paired through
+    ``table``, open addressing over record indices, ``table.size`` a power of two >= 2n), are
+    assigned into this chunk's accumulators. The others get ``left[i] = 1`` and are paired in file
+    order by :func:`count_records`. Returns the number left over.
+    """
+    paired = opt[O_PAIRED]
+    mask = np.int64(table.shape[0] - 1)
+    for j in range(table.shape[0]):
+        table[j] = 0
+    nleft = 0
+    for i in range(n):
+        left[i] = 0
+        fl = flag[i]
+        if not paired or (fl & 1) == 0:
+            _load(i, 0, flag, tid, pos, mapq, nh, has_n, ev_off, ev_nex, ev_code, ev_3p, m_int, m_hits, m_h3p,
+                  m_span)
+            _fragment(0, -1, opt, gstrand, mito_tid, counts, acc, per_gene, votes, m_int, m_hits, m_h3p, m_span)
+            continue
+        kh, ka, kb, kc, kd = _pair_key(i, flag, tid, pos, hi, mtid, mpos, qhash)
+        p = np.int64(_mix(kh, ka, kb, kc, kd) & np.uint64(mask))
+        found = -1
+        while table[p] != 0:
+            j = table[p] - 1
+            if j >= 0 and left[j] == 1 and (flag[j] & 0xC0) != (fl & 0xC0):
+                kh2, ka2, kb2, kc2, kd2 = _pair_key(j, flag, tid, pos, hi, mtid, mpos, qhash)
+                if kh2 == kh and ka2 == ka and kb2 == kb and kc2 == kc and kd2 == kd:
+                    found = p
+                    break
+            p = (p + 1) & mask
+        if found < 0:
+            table[p] = i + 1
+            left[i] = 1
+            nleft += 1
+            continue
+        j = table[found] - 1
+        table[found] = -1  # tombstone: probing goes on past it
+        left[j] = 0
+        nleft -= 1
+        _load(j, 0, flag, tid, pos, mapq, nh, has_n, ev_off, ev_nex, ev_code, ev_3p, m_int, m_hits, m_h3p, m_span)
+        _load(i, 1, flag, tid, pos, mapq, nh, has_n, ev_off, ev_nex, ev_code, ev_3p, m_int, m_hits, m_h3p, m_span)
+        _fragment(0, 1, opt, gstrand, mito_tid, counts, acc, per_gene, votes, m_int, m_hits, m_h3p, m_span)
+    return nleft
+
+
+@njit(_nrt=False)
+def count_records(n, flag, tid, pos, mapq, nh, hi, mtid, mpos, qhash, has_n,
+                  ev_off, ev_nex, ev_code, ev_3p, left,
+                  start, opt, gstrand, mito_tid,
                   counts, acc, per_gene, votes, dup_state, dup_keys,
                   t_state, t_key, t_a, t_b, t_c, t_d,
                   m_int, m_hits, m_h3p, m_span):
-    """Count records ``start..n-1`` of a decoded batch.
+    """The file-order part of counting, one chunk at a time: sort order and duplicates over all
+    records ``start..n-1``, then the records :func:`assign_local` left over (``left[i] == 1``:
+    mates whose pair is not in their chunk) are paired through the pending-mate table and assigned.
 
     Returns ``(next_index, error_code, error_record)``. ``E_TABLE_FULL``: the pending-mate table
-    needs to grow (the caller grows it and calls again from ``next_index``). ``E_TOO_MANY_HITS``:
-    a record overlaps more than ``MAXH`` genes. ``E_UNSORTED``: coordinate order is violated while
-    duplicates are being tallied for a coordinate-sorted BAM.
+    needs to grow (the caller grows it and calls again from ``next_index``). ``E_UNSORTED``:
+    coordinate order is violated while duplicates are being tallied for a coordinate-sorted BAM.
     """
     cap = t_state.shape[0]
     scratch = cap
-    hits = np.empty(MAXH, np.int64)
     paired = opt[O_PAIRED]
     track_dups = opt[O_SORTED] != 0
     for i in range(start, n):
@@ -338,55 +481,12 @@ def count_records(n, flag, tid, pos, mapq, nh, hi, mtid, mpos, qhash, has_n, blk
                             dup_state[2] += 1
             else:
                 dup_state[0] = -2  # unmapped tail: no mapped read may follow
-        # --- evaluate the record into the scratch mate slot (inline: a call per record with many arrays is slow)
-        t = tid[i]
-        m_int[scratch, 0] = fl
-        m_int[scratch, 1] = t
-        m_int[scratch, 2] = pos[i]
-        m_int[scratch, 3] = mapq[i]
-        m_int[scratch, 4] = nh[i]
-        m_int[scratch, 5] = has_n[i]
-        nhit = 0
-        nsp = 0
-        if (fl & 4) == 0 and t >= 0 and tid_ok[t]:
-            b0 = blk_off[i]
-            nb = nblk[i]
-            for k in range(nb):
-                nhit = query_index(t, blk_start[b0 + k], blk_end[b0 + k], ex_s, ex_e, ex_item, ex_boff, ex_bn,
-                                   ex_bptr, ex_bitems, hits, nhit)
-                if nhit < 0:
-                    return i, E_TOO_MANY_HITS, i
-            for q in range(nhit):
-                m_hits[scratch, q] = hits[q]
-                g = hits[q] >> 2
-                inside = tp_tid[g] == t
-                if inside:
-                    for k in range(nb):
-                        if blk_start[b0 + k] < tp_s[g] or blk_end[b0 + k] > tp_e[g]:
-                            inside = False
-                            break
-                m_h3p[scratch, q] = 1 if inside else 0
-            if nhit == 0 and nb > 0:
-                for k in range(nb):
-                    nsp = query_index(t, blk_start[b0 + k], blk_end[b0 + k], sp_s, sp_e, sp_item, sp_boff, sp_bn,
-                                      sp_bptr, sp_bitems, hits, nsp)
-                    if nsp < 0:
-                        return i, E_TOO_MANY_HITS, i
-                for q in range(nsp):
-                    m_span[scratch, q] = hits[q]
-        m_int[scratch, 6] = nhit
-        m_int[scratch, 7] = nsp
-        if not paired or (fl & 1) == 0:
-            _fragment(scratch, -1, opt, gstrand, mito_tid, counts, acc, per_gene, votes,
-                      m_int, m_hits, m_h3p, m_span)
-            continue
-        # --- pair up mates: key is the read-1 view (name, tid, pos, mate tid, mate pos)
-        if (fl & 64) != 0 or (fl & 128) == 0:
-            ka, kb, kc, kd = tid[i], pos[i], mtid[i], mpos[i]
-        else:
-            ka, kb, kc, kd = mtid[i], mpos[i], tid[i], pos[i]
-        # featureCounts pairs mates by name and HI tag (an absent HI differs from HI:1)
-        kh = qhash[i] ^ (np.uint64(hi[i] + 2) * np.uint64(0x9E3779B97F4A7C15))
+        if left[i] == 0:
+            continue  # assigned within its chunk
+        # --- a mate whose pair is in another chunk: load it into the scratch slot, pair it globally
+        _load(i, scratch, flag, tid, pos, mapq, nh, has_n, ev_off, ev_nex, ev_code, ev_3p, m_int, m_hits, m_h3p,
+              m_span)
+        kh, ka, kb, kc, kd = _pair_key(i, flag, tid, pos, hi, mtid, mpos, qhash)
         h = _mix(kh, ka, kb, kc, kd)
         mask = np.int64(cap - 1)
         j = np.int64(h & np.uint64(mask))
@@ -440,7 +540,7 @@ def count_records(n, flag, tid, pos, mapq, nh, hi, mtid, mpos, qhash, has_n, blk
     return n, E_OK, -1
 
 
-@njit
+@njit(inline="always", _nrt=False)
 def _copy_slot(src, dst, m_int, m_hits, m_h3p, m_span):
     for f in range(m_int.shape[1]):
         m_int[dst, f] = m_int[src, f]

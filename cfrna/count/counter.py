@@ -36,7 +36,7 @@ QC tallies (``<out>.stats.json``, one pass, fragments for pairs, primary records
   opposite strand of the gene is *sense*; genomic DNA gives sense and antisense equally. For
   ``unstranded`` libraries everything is counted as sense.
 * ``spliced``: a mate has an N in its CIGAR; ``mito``: a mate maps to chrM/MT/M (see
-  :data:`cfrna.reference.gtf.MITO_NAMES`).
+  :data:`cfrna.reference.layout.MITO_NAMES`).
 * ``duplicates``: primary mapped fragments with the same chromosome, start, strand (and mate
   chromosome/start for pairs) as an earlier one. Needs a coordinate-sorted BAM (header
   ``SO:coordinate``); ``null`` otherwise. A BAM that claims coordinate order but breaks it raises
@@ -61,9 +61,14 @@ import numpy as np
 from cfrna.count import _kernels as K
 from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
 from cfrna.io.atomic import write_json, write_text
-from cfrna.io.bam import iter_record_batches, read_header
-from cfrna.reference import read_gtf
-from cfrna.reference.gtf import MITO_NAMES, merge_intervals
+from cfrna.io.bam import Slot, read_header, stream_records
+from cfrna.reference.layout import (
+    MITO_NAMES,
+    FeatureLayout,
+    layout_from_annotation,
+    load_layout,
+    merge_intervals,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,46 +88,37 @@ _INITIAL_TABLE = 1 << 12
 class GeneIndex:
     """Binned per-reference interval arrays for exons (merged per gene) and gene spans.
 
-    Built for one BAM header: ``tid`` in the arrays is the BAM reference id.
+    Built from a :class:`~cfrna.reference.layout.FeatureLayout` for one BAM header: ``tid`` in
+    the arrays is the BAM reference id.
     """
 
-    def __init__(self, annotation, references: list[str]):
-        genes = annotation.genes
-        feats = annotation.features
-        self.gene_ids = genes["gene_id"].tolist()
-        n_genes = len(genes)
+    def __init__(self, layout: FeatureLayout, references: list[str]):
+        self.gene_ids = layout.gene_ids
+        n_genes = layout.n_genes
         self.n_genes = n_genes
         tid_of = {name: i for i, name in enumerate(references)}
         n_ref = len(references)
-        chrom = feats["chrom"].astype(str).to_numpy()
-        start = feats["start"].to_numpy(np.int64)
-        end = feats["end"].to_numpy(np.int64)
-        gidx = feats["gene_idx"].to_numpy(np.int64)
-        strand = feats["strand"].to_numpy()
-        tid = np.array([tid_of.get(c, -1) for c in chrom], dtype=np.int64)
-        gtf_chroms = list(dict.fromkeys(chrom.tolist()))
+        chrom_tid = np.array([tid_of.get(c, -1) for c in layout.chroms], dtype=np.int64)
+        tid = chrom_tid[layout.f_chrom] if len(layout.f_chrom) else np.zeros(0, np.int64)
+        start, end, gidx = layout.f_start, layout.f_end, layout.f_gene
+        gtf_chroms = list(layout.chroms)
         matched = [c for c in gtf_chroms if c in tid_of]
         if not matched:
             raise InputFormatError(
                 f"no chromosome of the GTF ({', '.join(gtf_chroms[:5])}{', …' if len(gtf_chroms) > 5 else ''}) "
                 f"is a reference of the BAM ({', '.join(references[:5])}{', …' if len(references) > 5 else ''})",
-                where=annotation.path, hint="use the GTF of the genome the reads were aligned to (chr1 vs 1 naming?)",
+                where=layout.path, hint="use the GTF of the genome the reads were aligned to (chr1 vs 1 naming?)",
             )
         unmatched = [c for c in gtf_chroms if c not in tid_of]
         if unmatched:
             log.warning("%d GTF chromosome(s) are not in the BAM and get no reads: %s", len(unmatched),
                         ", ".join(unmatched[:10]) + (" …" if len(unmatched) > 10 else ""))
         self.unmatched_chromosomes = unmatched
-        # gene strand (+1/-1; 0 for '.' or mixed)
-        gs = np.zeros(n_genes, np.int8)
-        first = genes["strand"].to_numpy()
-        gs[first == "+"] = 1
-        gs[first == "-"] = -1
-        self.gstrand = gs
+        self.gstrand = layout.gene_strand.astype(np.int8)  # +1/-1; 0 for '.'
         # exons merged per (gene, strand, tid); the index item is the hit code gene * 4 + strand
         # (0 '.', 1 '+', 2 '-'): featureCounts checks the strand of each feature, not of the gene
         keep = tid >= 0
-        scode = np.where(strand == "+", 1, np.where(strand == "-", 2, 0)).astype(np.int64)
+        scode = layout.f_strand.astype(np.int64)
         ex = merge_intervals(tid[keep], gidx[keep] * 4 + scode[keep], start[keep], end[keep])
         self.n_exon_blocks = np.bincount(merge_intervals(tid[keep], gidx[keep], start[keep], end[keep])[1],
                                          minlength=n_genes)
@@ -134,8 +130,8 @@ class GeneIndex:
         tp_tid = np.full(n_genes, -1, np.int32)
         tp_s = np.zeros(n_genes, np.int32)
         tp_e = np.zeros(n_genes, np.int32)
-        ft, fg, fs, fe, fst = tid[keep], gidx[keep], start[keep], end[keep], strand[keep]
-        minus = fst == "-"
+        ft, fg, fs, fe = tid[keep], gidx[keep], start[keep], end[keep]
+        minus = scode[keep] == 2
         # + strand: max end, then min start; - strand: min start, then max end
         key1 = np.where(minus, fs, -fe)
         key2 = np.where(minus, -fe, fs)
@@ -246,15 +242,57 @@ class _State:
         log.debug("pending-mate table: %d live entries, capacity %d", n, new_cap)
 
 
+class _CountSlot(Slot):
+    """Per-chunk working memory: the BAM slot, the index look-ups of its records (CSR), the
+    local mate table and this slot's own accumulators (summed at the end)."""
+
+    def __init__(self, chunk_bytes: int, n_genes: int):
+        super().__init__(chunk_bytes)
+        self.ev_off = np.zeros(1025, np.int64)
+        self.ev_nex = np.zeros(1024, np.int32)
+        self.ev_code = np.zeros(1 << 14, np.int64)
+        self.ev_3p = np.zeros(1 << 14, np.int8)
+        self.hits = np.zeros(K.MAXH, np.int64)
+        self.left = np.zeros(1024, np.int8)
+        self.table = np.zeros(2048, np.int32)
+        self.counts = np.zeros(n_genes, np.float64)
+        self.acc = np.zeros(K.N_SUMMARY + K.N_STATS, np.int64)
+        self.per_gene = np.zeros((n_genes, 2), np.int64)
+        self.votes = np.zeros((2 * K.MAXH, 3), np.int64)
+        self.m = (np.zeros((2, 8), np.int64), np.zeros((2, K.MAXH), np.int64), np.zeros((2, K.MAXH), np.int8),
+                  np.zeros((2, K.MAXH), np.int64))
+
+    def ensure_eval(self, n: int) -> None:
+        if len(self.ev_nex) < n:
+            self.ev_off = np.zeros(n + 1, np.int64)
+            self.ev_nex = np.zeros(n, np.int32)
+            self.left = np.zeros(n, np.int8)
+        if len(self.table) < 2 * n:
+            self.table = np.zeros(1 << int(2 * n - 1).bit_length(), np.int32)
+
+    def grow_eval(self) -> None:
+        cap = 2 * len(self.ev_code)
+        self.ev_code = np.resize(self.ev_code, cap)
+        self.ev_3p = np.resize(self.ev_3p, cap)
+
+
 def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int = 1, min_mapq: int = 0,
               primary_only: bool = False, multi_mapping: bool = False, fraction: bool = False,
               allow_multi_overlap: bool = False, chunk_bytes: int = 1 << 22) -> dict:
-    """Count one BAM against an :class:`~cfrna.reference.gtf.Annotation`; returns raw arrays and tallies."""
+    """Count one BAM against a :class:`~cfrna.reference.layout.FeatureLayout` (or an
+    :class:`~cfrna.reference.gtf.Annotation`); returns raw arrays and tallies.
+
+    Chunks of the BAM are inflated, decoded and looked up in the gene index on ``threads``
+    threads; the order-dependent part (mate pairing, duplicates, sort order, assignment) runs on
+    one chunk at a time in file order (:func:`cfrna.io.bam.stream_records`), so any number of
+    threads gives the same numbers.
+    """
     header = read_header(bam)
     if not header.references:
         raise InputFormatError("BAM header has no reference sequences (@SQ)", where=str(bam),
                                hint="the BAM has no alignments to a genome; re-create it with the aligner")
-    index = GeneIndex(annotation, header.references)
+    layout = annotation if isinstance(annotation, FeatureLayout) else layout_from_annotation(annotation)
+    index = GeneIndex(layout, header.references)
     sorted_coord = header.sort_order == "coordinate"
     opt = np.zeros(8, np.int64)
     opt[K.O_STRAND] = strandedness
@@ -266,40 +304,73 @@ def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int 
     opt[K.O_MULTIOVL] = int(allow_multi_overlap)
     opt[K.O_SORTED] = int(sorted_coord)
     st = _State(index.n_genes, _INITIAL_TABLE if paired else 2)
-    n_records = 0
-    n_paired_flag = 0
     ex, sp = index.exon, index.span
-    for _hdr, rec in iter_record_batches(bam, threads=threads, chunk_bytes=chunk_bytes):
-        n_records += rec.n
-        if not n_paired_flag:
-            n_paired_flag = int(np.count_nonzero(rec.flag[:rec.n] & 1))
-            if n_paired_flag and not paired:
+    seen = {"records": 0, "paired_flag": 0}
+
+    def lookup(slot: _CountSlot, rec) -> None:  # any thread, any order
+        slot.ensure_eval(rec.n)
+        start = 0
+        while True:
+            nxt, err, where = K.evaluate_records(
+                start, rec.n, rec.flag, rec.tid, rec.blk_off, rec.nblk, rec.blk_start, rec.blk_end, index.tid_ok,
+                *ex, *sp, *index.tp, slot.ev_off, slot.ev_nex, slot.ev_code, slot.ev_3p, slot.hits)
+            if err == K.E_OK:
+                break
+            if err == K.E_EVAL_FULL:
+                slot.grow_eval()
+                start = int(nxt)
+                continue
+            w = int(where)
+            raise InputFormatError(
+                f"the record at {header.references[int(rec.tid[w])]}:{int(rec.pos[w]) + 1} overlaps more than "
+                f"{K.MAXH} genes",
+                where=str(bam),
+                hint="the annotation has too many overlapping genes at this locus; use a gene-level GTF",
+            )
+        K.assign_local(rec.n, rec.flag, rec.tid, rec.pos, rec.mapq, rec.nh, rec.hi, rec.mtid, rec.mpos, rec.qhash,
+                       rec.has_n, slot.ev_off, slot.ev_nex, slot.ev_code, slot.ev_3p, opt, index.gstrand,
+                       index.mito_tid, slot.counts, slot.acc, slot.per_gene, slot.votes, slot.table, slot.left,
+                       *slot.m)
+
+    def assign(slot: _CountSlot, rec) -> None:  # one chunk at a time, in file order
+        base = seen["records"]
+        seen["records"] += rec.n
+        if not seen["paired_flag"]:
+            seen["paired_flag"] = int(np.count_nonzero(rec.flag[:rec.n] & 1))
+            if seen["paired_flag"] and not paired:
                 raise ConfigError("paired-end reads in the BAM, but --paired was not given", where=str(bam),
                                   hint="add --paired to count fragments (featureCounts refuses this too)")
         start = 0
         while True:
             nxt, err, where = K.count_records(
-                rec.n, rec.flag, rec.tid, rec.pos, rec.mapq, rec.nh, rec.hi, rec.mtid, rec.mpos, rec.qhash, rec.has_n,
-                rec.blk_off, rec.nblk, rec.blk_start, rec.blk_end, start, opt, index.tid_ok, index.mito_tid,
-                index.gstrand, *ex, *sp, *index.tp, st.counts, st.acc, st.per_gene, st.votes, st.dup_state,
-                st.dup_keys, *st.table, *st.m)
+                rec.n, rec.flag, rec.tid, rec.pos, rec.mapq, rec.nh, rec.hi, rec.mtid, rec.mpos, rec.qhash,
+                rec.has_n, slot.ev_off, slot.ev_nex, slot.ev_code, slot.ev_3p, slot.left, start, opt, index.gstrand,
+                index.mito_tid, st.counts, st.acc, st.per_gene, st.votes, st.dup_state, st.dup_keys, *st.table,
+                *st.m)
             if err == K.E_OK:
-                break
+                return
             if err == K.E_TABLE_FULL:
                 st.grow()
                 start = int(nxt)
                 continue
-            rno = n_records - rec.n + int(where) + 1
-            if err == K.E_UNSORTED:
-                raise InputFormatError(
-                    f"BAM header says SO:coordinate but record {rno} is out of order", where=str(bam),
-                    hint="sort it with samtools sort (or fix the header)",
-                )
             raise InputFormatError(
-                f"record {rno} overlaps more than {K.MAXH} genes", where=str(bam),
-                hint="the annotation has too many overlapping genes at this locus; use a gene-level GTF",
+                f"BAM header says SO:coordinate but record {base + int(where) + 1} is out of order", where=str(bam),
+                hint="sort it with samtools sort (or fix the header)",
             )
-    if paired and n_records and not n_paired_flag:
+
+    slots: list[_CountSlot] = []
+
+    def make_slot(size: int) -> _CountSlot:
+        slots.append(_CountSlot(size, index.n_genes))
+        return slots[-1]
+
+    n_records = stream_records(bam, header, parallel=lookup, ordered=assign, threads=threads,
+                               chunk_bytes=chunk_bytes, hash_names=paired, make_slot=make_slot)
+    for slot in slots:  # chunk-local assignments
+        st.counts += slot.counts
+        st.acc += slot.acc
+        st.per_gene += slot.per_gene
+    if paired and n_records and not seen["paired_flag"]:
         raise ConfigError("no paired-end reads in the BAM, but --paired was given", where=str(bam),
                           hint="drop --paired for single-end data (featureCounts refuses this too)")
     if paired:
@@ -397,7 +468,7 @@ def run_count(
     out = Path(out)
     if not bam.exists():
         raise InputFormatError("BAM file not found", where=str(bam), hint="check the --bam path")
-    annotation = read_gtf(gtf, feature_type=feature_type, attribute=attribute)
+    annotation = load_layout(gtf, feature_type=feature_type, attribute=attribute)
     res = count_bam(bam, annotation, strandedness=STRANDEDNESS[strandedness], paired=paired, threads=threads,
                     min_mapq=min_mapq, primary_only=primary_only, multi_mapping=multi_mapping, fraction=fraction,
                     allow_multi_overlap=allow_multi_overlap)

@@ -1,10 +1,13 @@
 """Streaming BAM reader: raw BGZF blocks -> libdeflate -> BAM records decoded by a numba kernel.
 
-The file is read in raw chunks; each BGZF block is decompressed with ``deflate.deflate_decompress``
-(libdeflate releases the GIL, so ``threads > 1`` decompresses batches of blocks in a thread pool
-ahead of the consumer) and its CRC32 checked. Decompressed bytes are handed out in chunks of about
-``chunk_bytes``; a record may span two chunks, so :func:`iter_record_batches` carries the unparsed
-tail over to the next chunk. Memory is bounded by the chunk size, not by the number of reads.
+The file is split into chunks of whole BGZF blocks (:func:`iter_raw_chunks`, framing only); each
+chunk is decompressed with libdeflate (:func:`inflate_chunk`, CRC32 checked, without the GIL)
+and its records decoded by a numba kernel (:func:`decode_records`, no GIL). A record may span two
+chunks: the unfinished tail of chunk *k* is put in front of chunk *k+1* (decoding is fast next to
+inflating, so this hand-over costs little and the rest runs in parallel).
+:func:`stream_records` runs chunks across threads with an ordered stage for order-dependent work;
+:func:`iter_record_batches` is the one-thread iterator. Memory is bounded by the chunk size and
+the number of chunks in flight, not by the number of reads.
 
 Every byte is untrusted: the decoder checks each length against the buffer, and a corrupt or
 truncated file raises :class:`~cfrna.errors.InputFormatError` (never reads out of bounds).
@@ -12,21 +15,22 @@ truncated file raises :class:`~cfrna.errors.InputFormatError` (never reads out o
 
 from __future__ import annotations
 
-import collections
 import ctypes
 import logging
 import os
+import queue
 import struct
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import deflate
 import numpy as np
 
 from cfrna._numba import njit
 from cfrna.errors import InputFormatError
+from cfrna.io.bgzf import RESERVE, RawChunk, _u32, inflate_chunk, iter_raw_chunks
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,6 @@ if not os.environ.get("CFRNA_NO_MALLOPT"):
     _bound_malloc()
 
 _BGZF_MAGIC = b"\x1f\x8b\x08\x04"
-_EOF_BLOCK = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 
 #: decoder error codes (kernel return value) -> message
 DECODE_ERRORS = {
@@ -76,6 +79,7 @@ class BamHeader:
     sort_order: str = "unknown"
     group_order: str = ""
     extra: dict = field(default_factory=dict)
+    data_offset: int = 0
 
 
 class Records:
@@ -103,6 +107,7 @@ class Records:
         self.blk_start = np.zeros(blk_capacity, np.int32)
         self.blk_end = np.zeros(blk_capacity, np.int32)
         self.n = 0
+        self.nb = 0  # aligned blocks used
 
     @property
     def capacity(self) -> int:
@@ -110,11 +115,6 @@ class Records:
 
 
 # ----------------------------------------------------------------------------------- numba kernel
-
-
-@njit
-def _u32(buf, i):
-    return np.uint32(buf[i]) | (np.uint32(buf[i + 1]) << 8) | (np.uint32(buf[i + 2]) << 16) | (np.uint32(buf[i + 3]) << 24)
 
 
 @njit
@@ -127,7 +127,7 @@ def _i32(buf, i):
 
 @njit
 def decode_records(buf, n_ref, flag, tid, pos, mapq, nh, hi, mtid, mpos, qhash, has_n, blk_off, nblk,
-                   blk_start, blk_end):
+                   blk_start, blk_end, hash_names=True):
     """Decode as many complete records of ``buf`` as fit in the output arrays.
 
     Returns ``(n_records, bytes_consumed, error_code, error_offset)``; an incomplete record at the
@@ -165,8 +165,22 @@ def decode_records(buf, n_ref, flag, tid, pos, mapq, nh, hi, mtid, mpos, qhash, 
             return n, off, 2, off
         q = p + 32
         h = np.uint64(14695981039346656037)
-        for k in range(l_read_name - 1):
-            h = (h ^ np.uint64(buf[q + k])) * np.uint64(1099511628211)
+        if hash_names:  # only pairing needs the name: one multiply per 8 bytes, the tail as one word
+            ln = l_read_name - 1
+            k = 0
+            while k + 8 <= ln:
+                w = np.uint64(0)
+                for j in range(8):  # constant trip count: compiled to one 8-byte load
+                    w |= np.uint64(buf[q + k + j]) << np.uint64(8 * j)
+                h = (h ^ w) * np.uint64(0x9E3779B97F4A7C15)
+                h ^= h >> np.uint64(31)
+                k += 8
+            if k < ln:
+                w = np.uint64(0)
+                for j in range(ln - k):
+                    w |= np.uint64(buf[q + k + j]) << np.uint64(8 * j)
+                h = (h ^ w ^ np.uint64(ln)) * np.uint64(0x9E3779B97F4A7C15)
+                h ^= h >> np.uint64(31)
         q += l_read_name
         if q + 4 * n_cigar > end:
             return n, off, 3, off
@@ -295,154 +309,229 @@ def decode_records(buf, n_ref, flag, tid, pos, mapq, nh, hi, mtid, mpos, qhash, 
     return n, off, 0, off
 
 
-# ----------------------------------------------------------------------------------- BGZF layer
+def _corrupt(path: str, offset: int, code: int) -> InputFormatError:
+    return InputFormatError(
+        f"corrupt BAM record at uncompressed offset {offset}: {DECODE_ERRORS.get(int(code), 'invalid record')}",
+        where=path, hint="the BAM is corrupt; re-create it with the aligner or samtools",
+    )
 
 
-def _parse_blocks(raw: bytes | bytearray, start: int, path: str, file_offset: int):
-    """Split ``raw[start:]`` into complete BGZF blocks: list of (payload_start, payload_end, crc, isize).
+def _assemble(out: np.ndarray, n: int, carry: np.ndarray, skip: int) -> tuple[np.ndarray, int]:
+    """The chunk's data as a uint8 array starting at a record boundary: the previous chunk's
+    unfinished record (``carry``) is put in front, or ``skip`` bytes (the header) are dropped.
 
-    Returns ``(blocks, next_start)``; an incomplete block at the end is left for the next read.
+    Returns ``(array, skip left for the next chunk)``.
     """
-    out = []
-    i = start
-    n = len(raw)
-    while i + 18 <= n:
-        if bytes(raw[i:i + 4]) != _BGZF_MAGIC:
-            raise InputFormatError(
-                f"not a BGZF block at byte {file_offset + i} (bad magic)", where=path,
-                hint="the file is not a BAM or is corrupt; re-create it with samtools",
-            )
-        xlen = raw[i + 10] | (raw[i + 11] << 8)
-        # find the BC subfield
-        j = i + 12
-        bsize = -1
-        xend = i + 12 + xlen
-        if xend > n:
-            break
-        while j + 4 <= xend:
-            si1, si2 = raw[j], raw[j + 1]
-            slen = raw[j + 2] | (raw[j + 3] << 8)
-            if si1 == 66 and si2 == 67 and slen == 2 and j + 6 <= xend:
-                bsize = raw[j + 4] | (raw[j + 5] << 8)
-            j += 4 + slen
-        if bsize < 0:
-            raise InputFormatError(
-                f"BGZF block at byte {file_offset + i} has no BC size field", where=path,
-                hint="the file is gzip but not BGZF; re-create it with samtools view -b",
-            )
-        total = bsize + 1
-        if total < 12 + xlen + 8:
-            raise InputFormatError(f"BGZF block at byte {file_offset + i} has an invalid size", where=path,
-                                   hint="the BAM is corrupt; re-create it")
-        if i + total > n:
-            break
-        crc, isize = struct.unpack_from("<II", raw, i + total - 8)
-        if isize > 65536:
-            raise InputFormatError(f"BGZF block at byte {file_offset + i} claims {isize} bytes", where=path,
-                                   hint="the BAM is corrupt; re-create it")
-        out.append((i + 12 + xlen, i + total - 8, crc, isize, file_offset + i))
-        i += total
-    return out, i
+    if skip:
+        take = min(skip, n)
+        return out[RESERVE + take:RESERVE + n], skip - take
+    if len(carry) <= RESERVE:
+        out[RESERVE - len(carry):RESERVE] = carry
+        return out[RESERVE - len(carry):RESERVE + n], 0
+    # a record longer than RESERVE is still being assembled (rare): copy
+    return np.concatenate([carry, out[RESERVE:RESERVE + n]]), 0
 
 
-#: bytes kept free at the start of each decompressed chunk, so that the unparsed tail of the
-#: previous chunk can be put in front of it without copying the chunk
-RESERVE = 1 << 16
+_NO_CARRY = np.zeros(0, np.uint8)
+TRACE = []
 
 
-def _inflate_batch(raw, blocks, path: str, free: collections.deque | None = None) -> memoryview:
-    """Decompress ``blocks`` of ``raw`` into one buffer that starts with :data:`RESERVE` free bytes.
+class Slot:
+    """Per-task working memory of :func:`stream_records`: the inflate buffer and a :class:`Records`."""
 
-    The buffer is taken from ``free`` (recycled by the caller) when one is large enough, so that
-    memory stays flat however many chunks are read.
-    """
-    total = RESERVE + sum(b[3] for b in blocks)
-    out = None
-    if free:
+    def __init__(self, chunk_bytes: int):
+        self.out = np.empty(RESERVE + max(int(chunk_bytes), 1 << 16), np.uint8)
+        self.records = Records(1 << 14, 1 << 16)
+
+    def grow(self) -> None:
+        """Double the record arrays, keeping the records decoded so far."""
+        old = self.records
+        new = Records(2 * old.capacity, 2 * len(old.blk_start))
+        for name in ("flag", "tid", "pos", "mapq", "nh", "hi", "mtid", "mpos", "qhash", "has_n", "blk_off", "nblk"):
+            getattr(new, name)[:old.n] = getattr(old, name)[:old.n]
+        new.blk_start[:old.nb] = old.blk_start[:old.nb]
+        new.blk_end[:old.nb] = old.blk_end[:old.nb]
+        new.n, new.nb = old.n, old.nb
+        self.records = new
+
+
+def _decode_chunk(arr: np.ndarray, slot: Slot, n_ref: int, hash_names: bool, path: str, base: int) -> int:
+    """Decode every complete record of ``arr`` into ``slot.records`` (grown as needed); returns the
+    bytes consumed (the rest is the start of a record that continues in the next chunk)."""
+    rec = slot.records
+    done = 0
+    while True:
+        got, consumed, err, eoff = decode_records(
+            arr[done:], n_ref, rec.flag[rec.n:], rec.tid[rec.n:], rec.pos[rec.n:], rec.mapq[rec.n:], rec.nh[rec.n:],
+            rec.hi[rec.n:], rec.mtid[rec.n:], rec.mpos[rec.n:], rec.qhash[rec.n:], rec.has_n[rec.n:],
+            rec.blk_off[rec.n:], rec.nblk[rec.n:], rec.blk_start[rec.nb:], rec.blk_end[rec.nb:], hash_names)
+        if err:
+            raise _corrupt(path, base + done + int(eoff), err)
+        if got:
+            last = rec.n + int(got) - 1
+            rec.blk_off[rec.n:last + 1] += rec.nb
+            rec.nb = int(rec.blk_off[last] + rec.nblk[last])
+            rec.n += int(got)
+        done += int(consumed)
+        rest = arr.shape[0] - done
+        if rest < 4 or int(arr[done:done + 4].view(np.int32)[0]) + 4 > rest:
+            return done  # what is left is an unfinished record (or nothing)
+        slot.grow()  # out of record or block capacity: more room, then go on
+        rec = slot.records
+
+
+class _Aborted(Exception):
+    """Raised in a task when another task failed first."""
+
+
+class _Handoff:
+    """Ordered hand-over between chunk tasks: record boundaries, then the turn of the ordered stage."""
+
+    def __init__(self, skip: int):
+        self.cv = threading.Condition()
+        self.carry = {-1: (_NO_CARRY, skip, 0)}  # chunk -> (unfinished record, header bytes to skip, stream offset)
+        self.turn = 0
+        self.failed = False
+
+    def wait_carry(self, k: int):
+        with self.cv:
+            while k - 1 not in self.carry and not self.failed:
+                self.cv.wait()
+            if self.failed:
+                raise _Aborted
+            return self.carry.pop(k - 1)
+
+    def put_carry(self, k: int, value) -> None:
+        with self.cv:
+            self.carry[k] = value
+            self.cv.notify_all()
+
+    def wait_turn(self, k: int) -> None:
+        with self.cv:
+            while self.turn != k and not self.failed:
+                self.cv.wait()
+            if self.failed:
+                raise _Aborted
+
+    def next_turn(self) -> None:
+        with self.cv:
+            self.turn += 1
+            self.cv.notify_all()
+
+    def fail(self) -> None:
+        with self.cv:
+            self.failed = True
+            self.cv.notify_all()
+
+
+class _Inline:
+    """A finished-future stand-in for running tasks in the calling thread (``threads=1``)."""
+
+    def __init__(self, fn, *args):
+        self._exc = None
         try:
-            out = free.pop()
-        except IndexError:
-            out = None
-    if out is None or len(out) < total:
-        out = bytearray(max(total, len(out) if out is not None else 0))
-    mv = memoryview(raw)
-    o = RESERVE
-    for ps, pe, crc, isize, foff in blocks:
-        if isize == 0:
-            continue
-        try:
-            data = deflate.deflate_decompress(mv[ps:pe], isize)
-        except (deflate.DeflateError, ValueError) as exc:
-            raise InputFormatError(f"BGZF block at byte {foff} does not decompress ({exc})", where=path,
-                                   hint="the BAM is corrupt; re-create it") from None
-        if len(data) != isize or deflate.crc32(data) != crc:
-            raise InputFormatError(f"BGZF block at byte {foff} fails its CRC check", where=path,
-                                   hint="the BAM is corrupt; re-create it")
-        out[o:o + isize] = data
-        o += isize
-    return memoryview(out)[:total]
+            fn(*args)
+        except BaseException as exc:  # re-raised by the driver in chunk order
+            self._exc = exc
+
+    def done(self) -> bool:
+        return True
+
+    def exception(self):
+        return self._exc
 
 
-def iter_bgzf_chunks(path: str | os.PathLike, *, threads: int = 1, raw_chunk: int = 1 << 22,
-                     ) -> Iterator[memoryview]:
-    """Yield decompressed data of ``path`` in order (each chunk after :data:`RESERVE` free bytes), in chunks of about ``raw_chunk`` compressed bytes.
+def stream_records(path: str | os.PathLike, header: BamHeader, *, parallel, ordered, threads: int = 1,
+                   chunk_bytes: int = 1 << 22, hash_names: bool = True, make_slot=None) -> int:
+    """Decode every record of ``path`` chunk by chunk, across ``threads`` threads; returns the record count.
 
-    With ``threads > 1`` up to ``threads + 1`` chunks are decompressed ahead in a thread pool.
-    A yielded chunk is only valid until the next one is requested (its buffer is then recycled).
-    Raises :class:`InputFormatError` for bad magic, CRC errors and a file truncated mid-block.
-    A missing BGZF EOF marker is logged as a warning (the data may be truncated at a block edge).
+    Each chunk goes through: inflate (libdeflate, no GIL) -> the unfinished record of the previous
+    chunk put in front -> decode (numba, no GIL; its own unfinished tail handed to the next chunk) ->
+    ``parallel(slot, records)`` (any order, concurrently) -> ``ordered(slot, records)`` (one chunk
+    at a time, in file order). So per-chunk work runs in parallel and only order-dependent work
+    (pairing mates, duplicates, sort order) is serial. At most ``threads + 1`` chunks are in
+    memory. ``make_slot(chunk_bytes)`` makes the per-task working memory (default :class:`Slot`).
+
+    Raises the error of the earliest failing chunk: :class:`InputFormatError` for a corrupt or
+    truncated file, or what ``parallel``/``ordered`` raise.
     """
     path = str(path)
-    fh = open(path, "rb")  # noqa: SIM115 - closed in finally
-    pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
-    pending: collections.deque = collections.deque()  # (raw buffer, result or future)
-    free: collections.deque = collections.deque()  # recycled output buffers
-    raw_free: collections.deque = collections.deque()  # recycled input buffers
-    saw_eof_marker = False
+    threads = max(1, int(threads))
+    n_ref = len(header.references)
+    hand = _Handoff(header.data_offset)
+    slots: queue.SimpleQueue = queue.SimpleQueue()
+    for _ in range(threads + 1 if threads > 1 else 1):
+        slots.put((make_slot or Slot)(chunk_bytes))
+    total = [0]
+
+    def task(chunk: RawChunk, slot) -> None:
+        k = chunk.index
+        import time as _t
+        T0 = _t.perf_counter()
+        try:
+            n = inflate_chunk(chunk, slot.out, path)
+            T1 = _t.perf_counter()
+            carry, skip, offset = hand.wait_carry(k)
+            arr, skip = _assemble(slot.out, n, carry, skip)
+            base = offset - len(carry)  # stream offset of arr[0]
+            slot.records.n = slot.records.nb = 0
+            try:
+                end = _decode_chunk(arr, slot, n_ref, hash_names, path, base)
+            except BaseException:
+                hand.put_carry(k, (_NO_CARRY, 0, 0))
+                raise
+            hand.put_carry(k, (arr[end:].copy(), skip, base + arr.shape[0]))
+            rec = slot.records
+            T2 = _t.perf_counter()
+            if rec.n:
+                parallel(slot, rec)
+            T3 = _t.perf_counter()
+            hand.wait_turn(k)
+            T4 = _t.perf_counter()
+            try:
+                if rec.n:
+                    ordered(slot, rec)
+                    total[0] += rec.n
+            finally:
+                hand.next_turn()
+            TRACE.append((k, T0, T1, T2, T3, T4, _t.perf_counter()))
+        except BaseException:
+            hand.fail()
+            raise
+        finally:
+            slots.put(slot)
+
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cfrna-bam") if threads > 1 else None
+    futures: list = []
+    reader_error: BaseException | None = None
+    n_chunks = 0
     try:
-        carry = b""
-        file_offset = 0
-        eof = False
-        while True:
-            while not eof and (pool is None and not pending or pool is not None and len(pending) < threads + 1):
-                raw = raw_free.pop() if raw_free else bytearray(raw_chunk + (1 << 17))
-                if len(raw) < len(carry) + raw_chunk:
-                    raw = bytearray(len(carry) + raw_chunk)
-                raw[:len(carry)] = carry
-                n = fh.readinto(memoryview(raw)[len(carry):len(carry) + raw_chunk])
-                if not n:
-                    eof = True
-                    if carry:
-                        raise InputFormatError(
-                            f"file ends inside a BGZF block (byte {file_offset})", where=path,
-                            hint="the BAM is truncated; re-create or re-download it",
-                        )
-                    break
-                region = memoryview(raw)[:len(carry) + n]
-                blocks, nxt = _parse_blocks(region, 0, path, file_offset)
-                if blocks:
-                    saw_eof_marker = blocks[-1][3] == 0
-                if pool is None:
-                    pending.append((raw, _inflate_batch(region, blocks, path, free)))
-                else:
-                    pending.append((raw, pool.submit(_inflate_batch, region, blocks, path, free)))
-                carry = bytes(region[nxt:])
-                file_offset += nxt
-            if not pending:
+        for chunk in iter_raw_chunks(path, chunk_bytes=chunk_bytes):
+            slot = slots.get()
+            if hand.failed:
+                slots.put(slot)
                 break
-            raw, item = pending.popleft()
-            chunk = item if pool is None else item.result()
-            raw_free.append(raw)
-            yield chunk
-            free.append(chunk.obj)  # the consumer is done with it: recycle the buffer
-        if not saw_eof_marker:
-            log.warning("%s: no BGZF end-of-file marker; the BAM may be truncated", path)
+            n_chunks += 1
+            futures.append((chunk.index, pool.submit(task, chunk, slot) if pool else _Inline(task, chunk, slot)))
+    except BaseException as exc:  # ranks after the chunks read so far
+        reader_error = exc
+        hand.fail()
     finally:
-        fh.close()
         if pool is not None:
-            for _, f in pending:
-                f.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=True)
+    errors = [(k, f.exception()) for k, f in futures if f.exception() is not None]
+    errors = [(k, e) for k, e in errors if not isinstance(e, _Aborted)]
+    if errors:
+        raise min(errors, key=lambda x: x[0])[1]
+    if reader_error is not None:
+        raise reader_error
+    carry, skip, _ = hand.carry.get(n_chunks - 1, (_NO_CARRY, header.data_offset, 0))
+    if skip:
+        raise InputFormatError("BAM header is truncated", where=path, hint="the BAM is truncated; re-create it")
+    if len(carry):
+        raise InputFormatError(f"BAM ends inside a record ({len(carry)} trailing bytes)", where=path,
+                               hint="the BAM is truncated; re-create or re-download it")
+    return total[0]
 
 
 def _parse_header(buf: bytes, path: str) -> tuple[BamHeader, int] | None:
@@ -488,31 +577,8 @@ def _parse_header(buf: bytes, path: str) -> tuple[BamHeader, int] | None:
 
 
 def read_header(path: str | os.PathLike) -> BamHeader:
-    """Read only the header of a BAM."""
-    buf = b""
-    for chunk in iter_bgzf_chunks(path, raw_chunk=1 << 16):
-        buf += bytes(chunk[RESERVE:])
-        parsed = _parse_header(buf, str(path))
-        if parsed is not None:
-            return parsed[0]
-    _raise_short(path, buf)
-    raise AssertionError  # unreachable
-
-
-def _raise_short(path, buf) -> None:
-    if len(buf) == 0:
-        raise InputFormatError("BAM is empty (no header)", where=str(path), hint="re-create the BAM")
-    raise InputFormatError("BAM header is truncated", where=str(path), hint="the BAM is truncated; re-create it")
-
-
-def iter_record_batches(path: str | os.PathLike, *, threads: int = 1, chunk_bytes: int = 1 << 22,
-                        ) -> Iterator[tuple[BamHeader, Records]]:
-    """Yield ``(header, records)`` batches decoding the whole BAM; ``records`` is reused between batches.
-
-    Raises :class:`InputFormatError` when the file is not a BAM, is corrupt or truncated (a partial
-    record at the end of the data, a length field pointing past a record, an invalid CIGAR op…).
-    """
-    path_s = str(Path(path))
+    """Read only the header of a BAM (``data_offset``: uncompressed offset of the first record)."""
+    path_s = str(path)
     if not Path(path_s).exists():
         raise FileNotFoundError(2, "No such file or directory", path_s)
     with open(path_s, "rb") as fh:
@@ -522,49 +588,46 @@ def iter_record_batches(path: str | os.PathLike, *, threads: int = 1, chunk_byte
     if magic != _BGZF_MAGIC:
         raise InputFormatError("not a BAM file (not BGZF-compressed)", where=path_s,
                                hint="give a BAM; convert SAM with samtools view -b")
-    header: BamHeader | None = None
-    cap = max(1024, chunk_bytes // 36 + 1)
-    rec = Records(cap, cap * 4)
-    tail = b""
-    buf_offset = 0
-    for chunk in iter_bgzf_chunks(path_s, threads=threads, raw_chunk=max(1 << 16, chunk_bytes // 3)):
-        if len(tail) <= RESERVE:
-            chunk[RESERVE - len(tail):RESERVE] = tail
-            buf = memoryview(chunk)[RESERVE - len(tail):]
-        else:  # a record larger than RESERVE is still being assembled
-            buf = memoryview(bytes(tail) + bytes(chunk[RESERVE:]))
-        start = 0
-        if header is None:
-            parsed = _parse_header(buf, path_s)
-            if parsed is None:
-                tail = bytes(buf)
-                continue
-            header, start = parsed
-        arr = np.frombuffer(buf, dtype=np.uint8)[start:]
-        n_ref = len(header.references)
-        consumed_total = 0
-        while True:
-            view = arr[consumed_total:]
-            n, consumed, err, eoff = decode_records(
-                view, n_ref, rec.flag, rec.tid, rec.pos, rec.mapq, rec.nh, rec.hi, rec.mtid, rec.mpos, rec.qhash,
-                rec.has_n, rec.blk_off, rec.nblk, rec.blk_start, rec.blk_end)
-            if err:
-                raise InputFormatError(
-                    f"corrupt BAM record at uncompressed offset {buf_offset + start + consumed_total + eoff}: "
-                    f"{DECODE_ERRORS.get(int(err), 'invalid record')}", where=path_s,
-                    hint="the BAM is corrupt; re-create it with the aligner or samtools",
-                )
-            rec.n = int(n)
-            consumed_total += int(consumed)
-            if n == 0:
-                break
+    buf = bytearray()
+    out = np.empty(RESERVE + (1 << 16), np.uint8)
+    for chunk in iter_raw_chunks(path_s, chunk_bytes=1 << 16, read_size=1 << 16):
+        n = inflate_chunk(chunk, out, path_s)
+        buf += out[RESERVE:RESERVE + n].tobytes()
+        parsed = _parse_header(buf, path_s)
+        if parsed is not None:
+            header, header.data_offset = parsed
+            return header
+    _raise_short(path_s, buf)
+    raise AssertionError  # unreachable
+
+
+def _raise_short(path, buf) -> None:
+    if len(buf) == 0:
+        raise InputFormatError("BAM is empty (no header)", where=str(path), hint="re-create the BAM")
+    raise InputFormatError("BAM header is truncated", where=str(path), hint="the BAM is truncated; re-create it")
+
+
+def iter_record_batches(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22,
+                        ) -> Iterator[tuple[BamHeader, Records]]:
+    """Yield ``(header, records)`` per chunk, decoding the whole BAM in one thread (simple consumers, tests).
+
+    ``records`` is reused between batches. Raises :class:`InputFormatError` when the file is not a
+    BAM, is corrupt or truncated. :func:`stream_records` is the parallel form.
+    """
+    path_s = str(Path(path))
+    header = read_header(path_s)
+    slot = Slot(chunk_bytes)
+    carry, skip, offset = _NO_CARRY, header.data_offset, 0
+    for chunk in iter_raw_chunks(path_s, chunk_bytes=chunk_bytes):
+        n = inflate_chunk(chunk, slot.out, path_s)
+        arr, skip = _assemble(slot.out, n, carry, skip)
+        base = offset - len(carry)
+        slot.records.n = slot.records.nb = 0
+        end = _decode_chunk(arr, slot, len(header.references), True, path_s, base)
+        carry, offset = arr[end:].copy(), base + arr.shape[0]
+        rec = slot.records
+        if rec.n:
             yield header, rec
-        tail = bytes(arr[consumed_total:])
-        buf_offset += start + consumed_total
-    if header is None:
-        _raise_short(path_s, tail)
-    if tail:
-        raise InputFormatError(
-            f"BAM ends inside a record ({len(tail)} trailing bytes)", where=path_s,
-            hint="the BAM is truncated; re-create or re-download it",
-        )
+    if len(carry):
+        raise InputFormatError(f"BAM ends inside a record ({len(carry)} trailing bytes)", where=path_s,
+                               hint="the BAM is truncated; re-create or re-download it")

@@ -17,13 +17,15 @@ import numpy as np
 import pandas as pd
 
 from cfrna.errors import InputFormatError
+from cfrna.reference.layout import MITO_NAMES, merge_intervals
+
+__all__ = ["MITO_NAMES", "Annotation", "merge_intervals", "read_gtf"]
 
 _ATTR_RE = re.compile(r'\s*([A-Za-z0-9_.\-]+)\s+(?:"([^"]*)"|([^;"\s]+))\s*;?')
 
 #: attributes copied into the gene table when present (first value seen per gene)
 GENE_ATTRIBUTES = ("gene_name", "gene_biotype", "gene_type")
 
-MITO_NAMES = frozenset({"chrM", "MT", "M", "chrMT", "Mito", "mitochondrion_genome"})
 
 
 @dataclass
@@ -215,29 +217,6 @@ def read_gtf(
     genes["n_features"] = grp.size().to_numpy()
     return Annotation(genes=genes, features=features, path=path, feature_type=feature_type,
                       attribute=attribute, chromosomes=list(chrom_order))
-
-
-def merge_intervals(tid: np.ndarray, gidx: np.ndarray, start: np.ndarray, end: np.ndarray):
-    """Union of each gene's features per sequence, touching intervals merged.
-
-    Returns arrays ``(tid, gene, start, end)`` of the merged blocks, sorted by sequence, gene, start.
-    """
-    if len(tid) == 0:
-        z = np.zeros(0, np.int64)
-        return z, z, z, z
-    order = np.lexsort((start, gidx, tid))
-    t, g, s, e = tid[order], gidx[order], start[order], end[order]
-    out_t, out_g, out_s, out_e = [], [], [], []
-    ct, cg, cs, ce = t[0], g[0], s[0], e[0]
-    for ti, gi, si, ei in zip(t[1:].tolist(), g[1:].tolist(), s[1:].tolist(), e[1:].tolist(), strict=True):
-        if ti == ct and gi == cg and si <= ce + 1:
-            ce = max(ce, ei)
-        else:
-            out_t.append(ct), out_g.append(cg), out_s.append(cs), out_e.append(ce)
-            ct, cg, cs, ce = ti, gi, si, ei
-    out_t.append(ct), out_g.append(cg), out_s.append(cs), out_e.append(ce)
-    return (np.asarray(out_t, np.int64), np.asarray(out_g, np.int64), np.asarray(out_s, np.int64),
-            np.asarray(out_e, np.int64))
 
 
 def _union_lengths(features: pd.DataFrame) -> np.ndarray:

@@ -1,0 +1,252 @@
+"""BGZF framing and decompression for the BAM reader.
+
+:func:`iter_raw_chunks` reads the file and splits it into chunks of whole BGZF blocks (a numba
+kernel parses the framing); :func:`inflate_chunk` decompresses one chunk into a buffer, checking
+each block's CRC32. Decompression is libdeflate (the ``deflate`` package): its C functions are
+called straight from a numba kernel, so a whole chunk inflates in one call without the GIL and
+chunks inflate in parallel. When those symbols cannot be found (another build of ``deflate``),
+the same work runs block by block through the package's Python API (slower, same result).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import deflate
+import numpy as np
+
+from cfrna._numba import njit
+from cfrna.errors import InputFormatError
+
+log = logging.getLogger(__name__)
+
+#: bytes kept free at the start of each decompressed chunk, so that the unparsed tail of the
+#: previous chunk can be put in front of it without copying the chunk
+RESERVE = 1 << 16
+
+FRAME_ERRORS = {
+    1: ("not a BGZF block (bad magic)", "the file is not a BAM or is corrupt; re-create it with samtools"),
+    2: ("BGZF block has no BC size field", "the file is gzip but not BGZF; re-create it with samtools view -b"),
+    3: ("BGZF block has an invalid size", "the BAM is corrupt; re-create it"),
+    4: ("BGZF block claims more than 65536 bytes", "the BAM is corrupt; re-create it"),
+}
+
+
+def _native_symbols() -> dict[str, int] | None:
+    """Addresses of libdeflate's functions in the ``deflate`` extension, registered for numba."""
+    if os.environ.get("CFRNA_PYTHON_INFLATE"):
+        return None
+    try:
+        import llvmlite.binding as llb
+
+        lib = ctypes.CDLL(deflate._deflate.__file__)
+        names = ("libdeflate_alloc_decompressor", "libdeflate_free_decompressor",
+                 "libdeflate_deflate_decompress", "libdeflate_crc32")
+        addrs = {n: ctypes.cast(getattr(lib, n), ctypes.c_void_p).value for n in names}
+        for n, a in addrs.items():
+            llb.add_symbol("cfrna_" + n, a)  # private names: nothing global is changed
+        return addrs
+    except (AttributeError, OSError, ImportError):
+        return None
+
+
+NATIVE = _native_symbols() is not None
+if NATIVE:
+    from numba import types
+
+    _alloc = types.ExternalFunction("cfrna_libdeflate_alloc_decompressor", types.uintp())
+    _free = types.ExternalFunction("cfrna_libdeflate_free_decompressor", types.void(types.uintp))
+    _inflate = types.ExternalFunction(
+        "cfrna_libdeflate_deflate_decompress",
+        types.intc(types.uintp, types.uintp, types.uintp, types.uintp, types.uintp, types.uintp),
+    )
+    _crc32 = types.ExternalFunction("cfrna_libdeflate_crc32", types.uint32(types.uint32, types.uintp, types.uintp))
+
+    @njit(_nrt=False)
+    def _inflate_native(raw, ps, pe, crc, isz, out, o0):
+        """Inflate blocks into ``out[o0:]``: ``(bytes, failed block or -1, 0 | 1 inflate | 2 CRC | 3 memory)``.
+
+        The caller guarantees ``o0 + isz.sum() <= out.size`` and ``pe <= raw.size``; libdeflate
+        writes at most ``isz[b]`` bytes per block and fails unless it gets exactly that many.
+        """
+        d = _alloc()
+        if d == 0:
+            return 0, 0, 3
+        o = o0
+        src = raw.ctypes.data
+        dst = out.ctypes.data
+        for b in range(ps.shape[0]):
+            if isz[b] == 0:
+                continue
+            if _inflate(d, src + ps[b], pe[b] - ps[b], dst + o, isz[b], 0) != 0:
+                _free(d)
+                return o - o0, b, 1
+            if _crc32(np.uint32(0), dst + o, isz[b]) != crc[b]:
+                _free(d)
+                return o - o0, b, 2
+            o += isz[b]
+        _free(d)
+        return o - o0, -1, 0
+
+
+@njit
+def _u32(buf, i):
+    return np.uint32(buf[i]) | (np.uint32(buf[i + 1]) << 8) | (np.uint32(buf[i + 2]) << 16) | \
+        (np.uint32(buf[i + 3]) << 24)
+
+
+@njit
+def frame_blocks(raw, n, bstart, ps, pe, crc, isz):
+    """Parse the complete BGZF blocks of ``raw[:n]``: ``(count, next_offset, error, error_offset)``.
+
+    Per block: its start, payload start/end, CRC32 and uncompressed size. An incomplete block at
+    the end is left for the next read (``next_offset``); ``error`` is a key of :data:`FRAME_ERRORS`.
+    """
+    i = 0
+    k = 0
+    while i + 18 <= n:
+        if raw[i] != 31 or raw[i + 1] != 139 or raw[i + 2] != 8 or raw[i + 3] != 4:
+            return k, i, 1, i
+        xlen = np.int64(raw[i + 10]) | (np.int64(raw[i + 11]) << 8)
+        xend = i + 12 + xlen
+        if xend > n:
+            break
+        j = i + 12
+        bsize = -1
+        while j + 4 <= xend:
+            slen = np.int64(raw[j + 2]) | (np.int64(raw[j + 3]) << 8)
+            if raw[j] == 66 and raw[j + 1] == 67 and slen == 2 and j + 6 <= xend:
+                bsize = np.int64(raw[j + 4]) | (np.int64(raw[j + 5]) << 8)
+            j += 4 + slen
+        if bsize < 0:
+            return k, i, 2, i
+        total = bsize + 1
+        if total < 12 + xlen + 8:
+            return k, i, 3, i
+        if i + total > n:
+            break
+        size = np.int64(_u32(raw, i + total - 4))
+        if size > 65536:
+            return k, i, 4, i
+        bstart[k] = i
+        ps[k] = xend
+        pe[k] = i + total - 8
+        crc[k] = _u32(raw, i + total - 8)
+        isz[k] = size
+        k += 1
+        i += total
+    return k, i, 0, 0
+
+
+@dataclass
+class RawChunk:
+    """Consecutive complete BGZF blocks, still compressed: offsets into ``raw`` per block.
+
+    ``offset`` is the file offset of ``raw[0]``; ``size`` the decompressed size of the chunk.
+    """
+
+    index: int
+    raw: np.ndarray
+    offset: int
+    bstart: np.ndarray
+    ps: np.ndarray
+    pe: np.ndarray
+    crc: np.ndarray
+    isz: np.ndarray
+    size: int
+
+
+def iter_raw_chunks(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22, read_size: int | None = None,
+                    ) -> Iterator[RawChunk]:
+    """Split the file into chunks of whole BGZF blocks holding at most ``chunk_bytes`` of data each.
+
+    Only the framing is read here (cheap, and ``readinto`` and the kernel run without the GIL);
+    decompression is :func:`inflate_chunk`, so chunks can be inflated in parallel. Raises
+    :class:`InputFormatError` for bad framing and a file truncated inside a block; a missing BGZF
+    end-of-file marker is logged as a warning.
+    """
+    path = str(path)
+    chunk_bytes = max(int(chunk_bytes), 1 << 16)
+    read_size = read_size or max(1 << 16, chunk_bytes // 2)
+    index = 0
+    file_offset = 0
+    carry = np.zeros(0, np.uint8)
+    saw_eof_marker = False
+    with open(path, "rb") as fh:
+        at_eof = False
+        while not at_eof:
+            raw = np.empty(len(carry) + read_size, np.uint8)  # new buffer: chunks in flight keep theirs
+            raw[:len(carry)] = carry
+            got = fh.readinto(memoryview(raw)[len(carry):])
+            at_eof = not got
+            n = len(carry) + got
+            cap = n // 28 + 1
+            bstart, ps, pe, isz = (np.empty(cap, np.int64) for _ in range(4))
+            crc = np.empty(cap, np.uint32)
+            k, nxt, err, eoff = frame_blocks(raw, n, bstart, ps, pe, crc, isz)
+            if err:
+                msg, hint = FRAME_ERRORS[int(err)]
+                raise InputFormatError(f"{msg} at byte {file_offset + int(eoff)}", where=path, hint=hint)
+            if at_eof and nxt < n:
+                raise InputFormatError(f"file ends inside a BGZF block (byte {file_offset + int(nxt)})", where=path,
+                                       hint="the BAM is truncated; re-create or re-download it")
+            if k:
+                saw_eof_marker = bool(isz[k - 1] == 0)
+            # whole chunks of about chunk_bytes; blocks that do not fill one yet wait for the next
+            # read (so that parallel tasks get equal work), except at the end of the file
+            ends = np.cumsum(isz[:k])
+            lo = 0
+            while lo < k:
+                base = ends[lo - 1] if lo else 0
+                hi = max(lo + 1, int(np.searchsorted(ends, base + chunk_bytes, side="right")))
+                if hi == k and not at_eof and ends[k - 1] - base < chunk_bytes:
+                    break
+                sl = slice(lo, hi)
+                yield RawChunk(index, raw, file_offset, bstart[sl], ps[sl], pe[sl], crc[sl], isz[sl],
+                               int(ends[hi - 1] - base))
+                index += 1
+                lo = hi
+            keep = int(bstart[lo]) if lo < k else int(nxt)
+            carry = raw[keep:n].copy()
+            file_offset += keep
+    if not saw_eof_marker:
+        log.warning("%s: no BGZF end-of-file marker; the BAM may be truncated", path)
+
+
+def inflate_chunk(chunk: RawChunk, out: bytearray | np.ndarray, path: str) -> int:
+    """Decompress ``chunk`` into ``out[RESERVE:]`` (CRC32 checked); returns the number of bytes."""
+    dst = np.frombuffer(out, np.uint8) if not isinstance(out, np.ndarray) else out
+    if RESERVE + chunk.size > dst.size:  # pragma: no cover - buffers are sized from chunk_bytes
+        raise ValueError("inflate buffer too small")
+    if NATIVE:
+        n, bad, err = _inflate_native(chunk.raw, chunk.ps, chunk.pe, chunk.crc, chunk.isz, dst, RESERVE)
+        if err == 3:
+            raise MemoryError("libdeflate could not allocate a decompressor")
+        if err:
+            _block_error(chunk, int(bad), int(err), path)
+        return int(n)
+    o = RESERVE
+    mv = memoryview(chunk.raw)
+    for b in range(len(chunk.ps)):
+        size = int(chunk.isz[b])
+        if size == 0:
+            continue
+        try:
+            data = deflate.deflate_decompress(mv[int(chunk.ps[b]):int(chunk.pe[b])], size)
+        except (deflate.DeflateError, ValueError):
+            _block_error(chunk, b, 1, path)
+        if len(data) != size or deflate.crc32(data) != int(chunk.crc[b]):
+            _block_error(chunk, b, 2, path)
+        dst[o:o + size] = np.frombuffer(data, np.uint8)
+        o += size
+    return o - RESERVE
+
+
+def _block_error(chunk: RawChunk, b: int, err: int, path: str):
+    where = chunk.offset + int(chunk.bstart[b])
+    what = "does not decompress" if err == 1 else "fails its CRC check"
+    raise InputFormatError(f"BGZF block at byte {where} {what}", where=path, hint="the BAM is corrupt; re-create it")
