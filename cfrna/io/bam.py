@@ -470,6 +470,7 @@ def stream_records(path: str | os.PathLike, header: BamHeader, *, parallel, orde
         T0 = _t.perf_counter()
         try:
             n = inflate_chunk(chunk, slot.out, path)
+            chunk.release()
             T1 = _t.perf_counter()
             carry, skip, offset = hand.wait_carry(k)
             arr, skip = _assemble(slot.out, n, carry, skip)
@@ -620,6 +621,7 @@ def iter_record_batches(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22,
     carry, skip, offset = _NO_CARRY, header.data_offset, 0
     for chunk in iter_raw_chunks(path_s, chunk_bytes=chunk_bytes):
         n = inflate_chunk(chunk, slot.out, path_s)
+        chunk.release()
         arr, skip = _assemble(slot.out, n, carry, skip)
         base = offset - len(carry)
         slot.records.n = slot.records.nb = 0
