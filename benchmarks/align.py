@@ -97,11 +97,11 @@ def worker(args: argparse.Namespace) -> None:
     watcher.start()
     ru0 = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     t0 = time.perf_counter()
-    if args.tool == "mappy":
+    if args.tool in ("mappy", "mappy-python"):
         from cfrna.align.mappy_runner import align_to_sam
 
         unsorted = work / "out.sam"
-        align_to_sam(args.index, args.fastq_1, r2, unsorted, threads=args.threads)
+        align_to_sam(args.index, args.fastq_1, r2, unsorted, threads=args.threads, native=args.tool == "mappy")
         wall = time.perf_counter() - t0
         rss = _vmhwm_mb()
     elif args.tool == "star":
@@ -152,6 +152,8 @@ def main() -> None:
     ap.add_argument("--paired", action="store_true")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=1, help="runs per setting; the fastest is kept (default: %(default)s)")
+    ap.add_argument("--python-path", action="store_true",
+                    help="also time cfrna's mappy Python-API path (the fallback of the native path)")
     ap.add_argument("--minimap2", default=None, help="a minimap2 >= 2.31 binary (e.g. built from the mappy sdist)")
     ap.add_argument("--workdir", default="/tmp/cfrna-bench-align")
     ap.add_argument("--json", default=None, help="write the results here")
@@ -182,6 +184,8 @@ def main() -> None:
         idx[tool] = build_index(fa, gtf, wd / "index", aligner=tool, threads=max(args.threads))
         results["index_build_s"][tool] = round(time.perf_counter() - t0, 2)
     tools = [("mappy", str(idx["mappy"])), ("star", str(idx["star"]))]
+    if args.python_path:
+        tools.insert(1, ("mappy-python", str(idx["mappy"])))
     if args.minimap2:
         if not _minimap2_ok(args.minimap2):
             sys.exit(f"{args.minimap2}: not minimap2 >= 2.31 (older versions ignore splice:sr)")

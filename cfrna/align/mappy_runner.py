@@ -1,8 +1,12 @@
 """Spliced alignment with mappy (minimap2 2.31, preset ``splice:sr``) into an unsorted SAM.
 
 Threads: one reader thread parses and validates the FASTQ in batches; ``threads`` worker threads
-each own a ``mappy.ThreadBuffer`` and map batches (``mm_map`` releases the GIL) and format SAM
-lines; the calling thread writes the batches in input order (so output is deterministic).
+map batches and format SAM lines; the calling thread writes the batches in input order (so output
+is deterministic). Two implementations share this and the SAM rules below: the native path of
+:mod:`cfrna.align.mappy_native` (default: raw FASTQ chunks, minimap2 called from numba, no GIL)
+and the Python path here (mappy's ``Aligner.map``, one ``ThreadBuffer`` a thread; used when the
+native path is unavailable or ``CFRNA_MAPPY_PYTHON=1``, and as the reference in the tests).
+minimap2 gets the read id as the query name (it seeds the tie-breaking between equal hits).
 
 SAM conventions (same contract as the STAR path):
 
@@ -32,10 +36,12 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from cfrna.align.mappy_native import index_pointer, open_native
 from cfrna.errors import CfrnaError, InputFormatError
-from cfrna.io.fastq import iter_batches, read_id
+from cfrna.io.fastq import iter_batches, iter_fastq_chunks, read_id
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +73,8 @@ def load_junctions(aligner, bed: str | os.PathLike) -> bool:
     except (OSError, AttributeError) as exc:  # pragma: no cover - depends on the mappy build
         log.warning("annotated junctions not used: mappy exports no mm_idx_bed_read (%s)", exc)
         return False
-    ptr = ctypes.c_void_p.from_address(id(aligner) + 2 * ctypes.sizeof(ctypes.c_void_p)).value
+    ptr = index_pointer(aligner)
     if not ptr:
-        return False
-    b, w, k, _flag, n_seq = (ctypes.c_int32 * 5).from_address(ptr)
-    if (w, k, n_seq) != (aligner.w, aligner.k, aligner.n_seq) or not 0 < b <= 32:
         log.warning("annotated junctions not used: unexpected mappy object layout")
         return False
     fn.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
@@ -256,7 +259,7 @@ def _map_batch(al, tb, batch) -> str:
     for r1, r2 in batch:
         qname = read_id(r1[0])
         if r2 is None:
-            hits = list(al.map(r1[1], buf=tb))
+            hits = list(al.map(r1[1], name=qname, buf=tb))
             if len(hits) == 1 and hits[0].is_primary:  # the common case, formatted directly
                 h = hits[0]
                 s, ql = r1[1], r1[2]
@@ -269,7 +272,7 @@ def _map_batch(al, tb, batch) -> str:
                 continue
             lines.extend(_records_se(_Seg(hits, r1[1], r1[2], qname)))
         else:
-            hits = list(al.map(r1[1], r2[1], buf=tb))
+            hits = list(al.map(r1[1], r2[1], name=qname, buf=tb))
             h1, h2 = split_mates(al, hits, r1[1], r2[1])
             lines.extend(_records_pe(_Seg(h1, r1[1], r1[2], qname), _Seg(h2, r2[1], r2[2], qname)))
     return "".join(lines)
@@ -282,6 +285,95 @@ def sam_header(contigs: list[tuple[str, int]], *, program: str, version: str, co
     return "".join(lines)
 
 
+def run_ordered(batches: Iterator, make_worker: Callable[[], tuple[Callable, Callable]],
+                write: Callable[[bytes], object], *, threads: int) -> None:
+    """Read ``batches`` in a thread, process them on ``threads`` workers, ``write`` results in input order.
+
+    ``make_worker()`` runs once in each worker thread and returns ``(work, close)``: ``work(batch)``
+    gives the bytes to write, ``close()`` frees the worker's state. The first error of any thread
+    (a FASTQ problem found by the reader, a worker failure) is raised here after all threads stop.
+    """
+    in_q: queue.Queue = queue.Queue(maxsize=2 * threads + 2)
+    out_q: queue.Queue = queue.Queue(maxsize=4 * threads + 4)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def _put(q: queue.Queue, item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            for i, batch in enumerate(batches):
+                if not _put(in_q, (i, batch)):
+                    return
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            for _ in range(threads):
+                _put(in_q, None)
+
+    def worker() -> None:
+        try:
+            work, close = make_worker()
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+            _put(out_q, None)
+            return
+        try:
+            while not stop.is_set():
+                try:
+                    item = in_q.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if item is None:
+                    break
+                i, batch = item
+                _put(out_q, (i, work(batch)))
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+        finally:
+            close()
+            _put(out_q, None)
+
+    pool = [threading.Thread(target=reader, name="cfrna-fastq-reader", daemon=True)]
+    pool += [threading.Thread(target=worker, name=f"cfrna-mappy-{t}", daemon=True) for t in range(threads)]
+    for t in pool:
+        t.start()
+    pending: dict[int, bytes] = {}
+    nxt = 0
+    done = 0
+    try:
+        while done < threads:
+            item = out_q.get()
+            if item is None:
+                done += 1
+                continue
+            pending[item[0]] = item[1]
+            while nxt in pending:
+                write(pending.pop(nxt))
+                nxt += 1
+        if not errors:
+            for i in sorted(pending):
+                write(pending.pop(i))
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        stop.set()
+        for t in pool:
+            t.join(timeout=5)
+    if errors:
+        raise errors[0]
+
+
 def align_to_sam(
     index_dir: str | os.PathLike,
     fastq_1: str | os.PathLike,
@@ -291,9 +383,13 @@ def align_to_sam(
     threads: int = 1,
     batch_size: int = 2000,
     junctions: bool = True,
+    native: bool = True,
     command: str = "cfrna align",
 ) -> int:
     """Align reads (pairs) with mappy into an unsorted SAM file; return the number of templates.
+
+    ``native`` (default) uses :mod:`cfrna.align.mappy_native` when it passes its self-check;
+    otherwise (or with ``native=False``) mappy's Python API maps batches of ``batch_size`` reads.
 
     Raises
     ------
@@ -307,84 +403,38 @@ def align_to_sam(
     threads = max(1, int(threads))
     al = open_aligner(index_dir, threads=threads, junctions=junctions)
     contigs = read_contigs(index_dir)
-    in_q: queue.Queue = queue.Queue(maxsize=2 * threads + 2)
-    out_q: queue.Queue = queue.Queue(maxsize=4 * threads + 4)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-    n_batches = [0]
+    mapper = open_native(al, PRESET, max_fragment=MAX_FRAGMENT) if native else None
     n_templates = [0]
 
-    def _put(q: queue.Queue, item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+    if mapper is not None:
+        log.info("mappy: native path (minimap2 called from numba), %d thread(s)", threads)
 
-    def reader() -> None:
-        try:
-            for i, batch in enumerate(iter_batches(fastq_1, fastq_2, batch_size=batch_size)):
+        def batches():
+            for chunk in iter_fastq_chunks(fastq_1, fastq_2):
+                n_templates[0] += chunk.n
+                yield chunk
+
+        def make_worker():
+            tb = mapper.thread_buffer()
+            return (lambda chunk: mapper.map_chunk(tb, chunk)), (lambda: mapper.free_thread_buffer(tb))
+    else:
+        log.info("mappy: Python API path, %d thread(s)", threads)
+
+        def batches():
+            for batch in iter_batches(fastq_1, fastq_2, batch_size=batch_size):
                 n_templates[0] += len(batch)
-                if not _put(in_q, (i, batch)):
-                    return
-                n_batches[0] = i + 1
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            for _ in range(threads):
-                _put(in_q, None)
+                yield batch
 
-    def worker() -> None:
-        tb = mappy.ThreadBuffer()
+        def make_worker():
+            tb = mappy.ThreadBuffer()
+            return (lambda batch: _map_batch(al, tb, batch).encode()), (lambda: None)
+
+    with open(sam_out, "wb") as fh:
+        fh.write(sam_header(contigs, program="mappy", version=mappy.__version__, command=command).encode())
         try:
-            while not stop.is_set():
-                try:
-                    item = in_q.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                if item is None:
-                    break
-                i, batch = item
-                _put(out_q, (i, _map_batch(al, tb, batch)))
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
-        finally:
-            _put(out_q, None)
-
-    pool = [threading.Thread(target=reader, name="cfrna-fastq-reader", daemon=True)]
-    pool += [threading.Thread(target=worker, name=f"cfrna-mappy-{t}", daemon=True) for t in range(threads)]
-    for t in pool:
-        t.start()
-    pending: dict[int, str] = {}
-    nxt = 0
-    done = 0
-    try:
-        with open(sam_out, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(sam_header(contigs, program="mappy", version=mappy.__version__, command=command))
-            while done < threads:
-                item = out_q.get()
-                if item is None:
-                    done += 1
-                    continue
-                pending[item[0]] = item[1]
-                while nxt in pending:
-                    fh.write(pending.pop(nxt))
-                    nxt += 1
-            for i in sorted(pending):
-                fh.write(pending.pop(i))
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        stop.set()
-        for t in pool:
-            t.join(timeout=5)
-    if errors:
-        exc = errors[0]
-        if isinstance(exc, CfrnaError):
-            raise exc
-        raise CfrnaError(f"mappy alignment failed: {exc!r}", where=str(fastq_1)) from exc
+            run_ordered(batches(), make_worker, fh.write, threads=threads)
+        except CfrnaError:
+            raise
+        except Exception as exc:
+            raise CfrnaError(f"mappy alignment failed: {exc!r}", where=str(fastq_1)) from exc
     return n_templates[0]

@@ -1,7 +1,8 @@
 """FASTQ reading with validation (dnaio); every format problem becomes a one-line InputFormatError.
 
 The helpers here are shared by ``cfrna trim`` (validation pass and read-level QC) and the mappy
-aligner (batched reading in a background thread). Problems are reported with the file and the
+aligner: :func:`iter_batches` gives Python records, :func:`iter_fastq_chunks` gives raw chunks of
+FASTQ text with a numba-parsed record table (the native aligner's input; no Python object a read). Problems are reported with the file and the
 record number: truncated gzip, sequence/quality length mismatch, not FASTQ (or FASTA without
 qualities), an empty file, and for pairs R1/R2 with different read counts or read names.
 """
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 Record = tuple[str, str, str]
 
 _FIX = "check the file is a complete, uncompressed or gzip FASTQ"
+
+
+def _open_error(path: str, exc: OSError) -> InputFormatError:
+    return InputFormatError(f"cannot open FASTQ: {exc.strerror or exc}", where=path, hint="check the path")
 
 
 class EmptyFastqError(InputFormatError):
@@ -80,7 +85,7 @@ def iter_fastq(path: str | os.PathLike) -> Iterator[Record]:
         raise
     except (dnaio.FileFormatError, dnaio.UnknownFileFormat, EOFError, OSError, zlib.error, ValueError) as exc:
         if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
-            raise InputFormatError(f"cannot open FASTQ: {exc.strerror}", where=path, hint="check the path") from exc
+            raise _open_error(path, exc) from exc
         raise _wrap_error(path, exc, n) from exc
     if n == 0:
         raise EmptyFastqError("FASTQ file is empty (no reads)", where=path,
@@ -131,6 +136,138 @@ def iter_batches(
             batch = []
     if batch:
         yield batch
+
+
+@dataclass
+class FastqChunk:
+    """Consecutive FASTQ records as raw bytes and a record table (see :mod:`cfrna.io._fastq_kernels`).
+
+    ``rec2``/``buf2`` hold the mates (same number of rows) or are None for single-end;
+    ``first`` is the 0-based number of the chunk's first record in the file.
+    """
+
+    buf1: np.ndarray
+    rec1: np.ndarray
+    buf2: np.ndarray | None
+    rec2: np.ndarray | None
+    n: int
+    first: int
+
+
+class _ChunkSide:
+    """One FASTQ file read in growing windows; unparsed bytes carry over to the next window."""
+
+    def __init__(self, path: str, chunk_bytes: int):
+        from xopen import xopen
+
+        self.path = path
+        self.size = max(int(chunk_bytes), 1 << 12)
+        self.carry = np.zeros(0, np.uint8)
+        self.eof = False
+        try:
+            self.fh = xopen(path, "rb", threads=0)
+        except OSError as exc:
+            raise _open_error(path, exc) from exc
+
+    def close(self) -> None:
+        self.fh.close()
+
+    def fill(self, done: int) -> tuple[np.ndarray, int]:
+        c = len(self.carry)
+        buf = np.empty(c + self.size, np.uint8)  # a new buffer: chunks in flight keep theirs
+        buf[:c] = self.carry
+        view = memoryview(buf)[c:]
+        got = 0
+        try:
+            while got < self.size and not self.eof:
+                k = self.fh.readinto(view[got:])
+                if not k:
+                    self.eof = True
+                got += k or 0
+        except (EOFError, OSError, zlib.error, ValueError) as exc:
+            raise _wrap_error(self.path, exc, done) from exc
+        return buf, c + got
+
+    def parse(self, buf: np.ndarray, n: int, done: int) -> tuple[np.ndarray, int]:
+        from cfrna.io._fastq_kernels import FASTQ_ERRORS, N_RCOL, parse_fastq
+
+        rec = np.empty((max(256, n // 48), N_RCOL), np.int64)
+        k, consumed, err, erec = parse_fastq(buf, n, self.eof, rec)
+        if err:
+            raise InputFormatError(f"not valid FASTQ at record {done + int(erec) + 1}: {FASTQ_ERRORS[int(err)]}",
+                                   where=self.path, hint=_FIX)
+        if self.eof and k < rec.shape[0] and consumed < n and bytes(buf[consumed:n]).strip():
+            raise InputFormatError(f"not valid FASTQ at record {done + int(k) + 1}: {FASTQ_ERRORS[4]}",
+                                   where=self.path, hint="the file is truncated; re-download or re-copy it")
+        if k == 0 and not self.eof:
+            self.size *= 2  # a record longer than the window
+        return rec[:k], int(k)
+
+    def keep(self, buf: np.ndarray, rec: np.ndarray, k: int, n: int) -> None:
+        start = int(rec[k - 1, 5]) if k else 0
+        self.carry = buf[start:n].copy()
+
+    @property
+    def exhausted(self) -> bool:
+        return self.eof and not bytes(self.carry).strip()
+
+
+def iter_fastq_chunks(path1: str | os.PathLike, path2: str | os.PathLike | None = None, *,
+                      chunk_bytes: int = 1 << 20) -> Iterator[FastqChunk]:
+    """Validated FASTQ records (or pairs) in chunks of about ``chunk_bytes`` of text each.
+
+    Same checks and messages as :func:`iter_pairs` (file and record named): malformed records,
+    truncated or corrupt files, R1/R2 with different read counts or read ids, an empty file.
+    Parsing runs in a numba kernel without the GIL; decompression (gzip) in the file object.
+    """
+    from cfrna.io._fastq_kernels import first_id_mismatch
+
+    p1 = str(path1)
+    p2 = None if path2 is None else str(path2)
+    sides = [_ChunkSide(p1, chunk_bytes)]
+    try:
+        if p2 is not None:
+            sides.append(_ChunkSide(p2, chunk_bytes))
+        done = 0
+        while True:
+            parsed = []
+            for side in sides:
+                buf, n = side.fill(done)
+                rec, k = side.parse(buf, n, done)
+                parsed.append((buf, rec, k, n))
+            k = min(p[2] for p in parsed)
+            if k == 0 and len(sides) == 2:
+                ends = [side.eof and p[2] == 0 for side, p in zip(sides, parsed, strict=True)]
+                if ends[0] != ends[1]:
+                    short, other = (p1, p2) if ends[0] else (p2, p1)
+                    raise InputFormatError(
+                        f"R1 and R2 have different read counts: {short} ends at record {done} but {other} continues",
+                        where=short, hint="the mate files must list the same reads in the same order")
+            for side, (buf, rec, _k, n) in zip(sides, parsed, strict=True):
+                side.keep(buf, rec, k, n)
+            if k == 0:
+                if all(side.exhausted for side in sides):
+                    break
+                continue
+            (b1, r1, _, _), *rest = parsed
+            b2 = r2 = None
+            if rest:
+                b2, r2 = rest[0][0], rest[0][1][:k]
+                j = int(first_id_mismatch(b1, r1, b2, r2, k))
+                if j >= 0:
+                    id1 = bytes(b1[r1[j, 0]:r1[j, 1]]).decode("utf-8", "replace")
+                    id2 = bytes(b2[r2[j, 0]:r2[j, 1]]).decode("utf-8", "replace")
+                    raise InputFormatError(
+                        f"mate names differ at record {done + j + 1}: {id1!r} in {p1} vs {id2!r}",
+                        where=p2, hint="the mate files must list the same reads in the same order")
+            yield FastqChunk(b1, r1[:k], b2, r2, k, done)
+            done += k
+    finally:
+        for side in sides:
+            side.close()
+    if done == 0:
+        raise EmptyFastqError("FASTQ file is empty (no reads)", where=p1,
+                              hint="check the sample's fastq path or drop the sample")
 
 
 @dataclass
