@@ -333,7 +333,6 @@ def _assemble(out: np.ndarray, n: int, carry: np.ndarray, skip: int) -> tuple[np
 
 
 _NO_CARRY = np.zeros(0, np.uint8)
-TRACE = []
 
 
 class Slot:
@@ -466,12 +465,9 @@ def stream_records(path: str | os.PathLike, header: BamHeader, *, parallel, orde
 
     def task(chunk: RawChunk, slot) -> None:
         k = chunk.index
-        import time as _t
-        T0 = _t.perf_counter()
         try:
             n = inflate_chunk(chunk, slot.out, path)
             chunk.release()
-            T1 = _t.perf_counter()
             carry, skip, offset = hand.wait_carry(k)
             arr, skip = _assemble(slot.out, n, carry, skip)
             base = offset - len(carry)  # stream offset of arr[0]
@@ -483,19 +479,15 @@ def stream_records(path: str | os.PathLike, header: BamHeader, *, parallel, orde
                 raise
             hand.put_carry(k, (arr[end:].copy(), skip, base + arr.shape[0]))
             rec = slot.records
-            T2 = _t.perf_counter()
             if rec.n:
                 parallel(slot, rec)
-            T3 = _t.perf_counter()
             hand.wait_turn(k)
-            T4 = _t.perf_counter()
             try:
                 if rec.n:
                     ordered(slot, rec)
                     total[0] += rec.n
             finally:
                 hand.next_turn()
-            TRACE.append((k, T0, T1, T2, T3, T4, _t.perf_counter()))
         except BaseException:
             hand.fail()
             raise
