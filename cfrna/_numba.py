@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 
 if "NUMBA_CACHE_DIR" not in os.environ:
@@ -41,3 +42,25 @@ def thread_limit(n: int | None) -> Iterator[int]:
         yield n
     finally:
         numba.set_num_threads(old)
+
+
+@contextlib.contextmanager
+def no_blas_probe() -> Iterator[None]:
+    """Keep numba's first kernel load in this block from importing ``scipy.linalg`` (about 0.4 s).
+
+    The first time numba loads or compiles a kernel it imports ``scipy.linalg.cython_blas`` only
+    to decide whether ``np.correlate``/``np.convolve`` inside kernels may call BLAS (they fall
+    back to a plain loop otherwise). For a short command whose kernels use neither (``cfrna
+    count``) that import is a third of the start-up. Kernels using ``np.linalg``/``np.dot`` still
+    work: they check for BLAS again when they are compiled, after this block.
+    """
+    key = "scipy.linalg.cython_blas"
+    if key in sys.modules or "numba.np.arraymath" in sys.modules:  # too late, or already paid
+        yield
+        return
+    sys.modules[key] = None  # makes ``import scipy.linalg.cython_blas`` raise ImportError
+    try:
+        yield
+    finally:
+        if key in sys.modules and sys.modules[key] is None:
+            del sys.modules[key]

@@ -210,6 +210,27 @@ def test_cli(synth, tmp_path, capsys):
     assert rc == 2
 
 
+
+def test_cli_start_up_skips_scipy_linalg(synth, tmp_path):
+    """``cfrna count`` keeps numba from importing scipy.linalg; scipy.linalg still imports afterwards."""
+    import subprocess
+
+    bam, gtf = synth[(False, "coordinate")]
+    code = (
+        "import sys\n"
+        "from cfrna.cli import main\n"
+        f"rc = main(['-q', 'count', '--bam', {str(bam)!r}, '--gtf', {str(gtf)!r}, '--out', {str(tmp_path / 'c.tsv')!r}, "
+        "'-s', 'forward'])\n"
+        "assert rc == 0\n"
+        "assert 'scipy.linalg' not in sys.modules, 'scipy.linalg was imported'\n"
+        "import scipy.linalg.cython_blas\n"
+        "import numpy as np\n"
+        "from numba import njit\n"
+        "assert njit(lambda a: np.dot(a, a))(np.ones(3)) == 3.0\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 # ------------------------------------------------------------------------------------ bad inputs
 
 

@@ -30,15 +30,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the count stage; prints the summary line."""
+    from cfrna._numba import no_blas_probe
     from cfrna.count import run_count, strandedness_from
 
     strandedness = args.strandedness or strandedness_from(args.strandedness_from)
-    res = run_count(
-        args.bam, args.gtf, args.out, strandedness=strandedness, paired=args.paired, threads=args.threads,
-        min_mapq=args.min_mapq, primary_only=args.primary, multi_mapping=args.multi_mapping,
-        fraction=args.fraction, allow_multi_overlap=args.allow_multi_overlap, feature_type=args.feature_type,
-        attribute=args.attribute, sample=args.sample,
-    )
+    with no_blas_probe():  # the count kernels use no BLAS: skip numba's scipy.linalg import
+        res = run_count(
+            args.bam, args.gtf, args.out, strandedness=strandedness, paired=args.paired, threads=args.threads,
+            min_mapq=args.min_mapq, primary_only=args.primary, multi_mapping=args.multi_mapping,
+            fraction=args.fraction, allow_multi_overlap=args.allow_multi_overlap, feature_type=args.feature_type,
+            attribute=args.attribute, sample=args.sample,
+        )
     s = res["summary"]
     total = sum(s.values())
     print(f"{args.out}: {s['Assigned']} of {total} {'fragments' if args.paired else 'reads'} assigned")
