@@ -194,8 +194,10 @@ def open_native(aligner, preset: str, *, max_fragment: int) -> NativeMapper | No
         return None
     import mappy
 
+    from cfrna._numba import no_blas_probe
+
     key = (mappy.__version__, preset, tuple(aligner.seq_names[:3]), aligner.n_seq)
-    with _lock:
+    with _lock, no_blas_probe():  # the first kernel load; these kernels use no BLAS
         if key not in _checked:
             _checked[key] = _self_check(mapper, aligner)
     if not _checked[key]:

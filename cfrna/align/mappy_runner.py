@@ -293,8 +293,8 @@ def run_ordered(batches: Iterator, make_worker: Callable[[], tuple[Callable, Cal
     gives the bytes to write, ``close()`` frees the worker's state. The first error of any thread
     (a FASTQ problem found by the reader, a worker failure) is raised here after all threads stop.
     """
-    in_q: queue.Queue = queue.Queue(maxsize=2 * threads + 2)
-    out_q: queue.Queue = queue.Queue(maxsize=4 * threads + 4)
+    in_q: queue.Queue = queue.Queue(maxsize=threads + 1)
+    out_q: queue.Queue = queue.Queue(maxsize=2 * threads + 2)
     stop = threading.Event()
     errors: list[BaseException] = []
 

@@ -191,7 +191,7 @@ class _ChunkSide:
     def parse(self, buf: np.ndarray, n: int, done: int) -> tuple[np.ndarray, int]:
         from cfrna.io._fastq_kernels import FASTQ_ERRORS, N_RCOL, parse_fastq
 
-        rec = np.empty((max(256, n // 48), N_RCOL), np.int64)
+        rec = np.empty((max(256, n // 96), N_RCOL), np.int64)  # more records than fit wait for the next chunk
         k, consumed, err, erec = parse_fastq(buf, n, self.eof, rec)
         if err:
             raise InputFormatError(f"not valid FASTQ at record {done + int(erec) + 1}: {FASTQ_ERRORS[int(err)]}",
