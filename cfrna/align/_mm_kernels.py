@@ -211,36 +211,48 @@ def _put_tag(out, pos, a, b, v):
 
 
 @njit
+def _put_ref(out, pos, rid, names, name_off):
+    """A reference name: ``rid`` >= 0 a contig, -1 ``=``, -2 ``*``."""
+    if rid >= 0:
+        return _put(out, pos, names, name_off[rid], name_off[rid + 1] - name_off[rid])
+    out[pos] = 61 if rid == -1 else 42
+    return pos + 1
+
+
+@njit
+def _put_triple(out, pos, rid, a, b, names, name_off):
+    """``ref<TAB>a<TAB>b<TAB>`` (RNAME POS MAPQ, or RNEXT PNEXT TLEN)."""
+    pos = _put_ref(out, pos, rid, names, name_off)
+    out[pos] = 9
+    pos = _put_int(out, pos + 1, a)
+    out[pos] = 9
+    pos = _put_int(out, pos + 1, b)
+    out[pos] = 9
+    return pos + 1
+
+
+@njit
 def _emit(out, pos, buf, r, f, hits, hj, cig, names, name_off):
     """Write one SAM line. ``r``: the read's record row; ``f``: the line's fields.
 
-    ``f``: 0 flag, 1 rid (-1: ``*``), 2 pos (1-based, 0), 3 mapq, 4 rnext (-2 ``*``, -1 ``=``,
-    else a rid), 5 pnext, 6 tlen, 7 tags (0 none, 1 HI only, 2 NH HI NM), 8 NH, 9 HI; ``hj`` the
+    ``f``: 0 flag, 1 rname, 2 pos (1-based, 0), 3 mapq, 4 rnext (rname and rnext: a rid, or -2
+    ``*``, -1 ``=``, see :func:`_put_ref`), 5 pnext, 6 tlen, 7 tags (0 none, 1 HI only, 2 NH HI NM), 8 NH, 9 HI; ``hj`` the
     hit row for the CIGAR and strand (-1: unmapped, ``*`` CIGAR, read as sequenced).
     """
     ln = r[R_LEN]
     need = (r[R_ID_END] - r[R_NAME]) + 2 * ln + 256
     if hj >= 0:
-        need += 12 * hits[hj, H_CN] + (name_off[hits[hj, H_RID] + 1] - name_off[hits[hj, H_RID]])
-    if f[4] >= 0:
-        need += name_off[f[4] + 1] - name_off[f[4]]
+        need += 12 * hits[hj, H_CN]
+    for rid in (f[1], f[4]):
+        if rid >= 0:
+            need += name_off[rid + 1] - name_off[rid]
     out = _grow(out, pos, need)
     pos = _put(out, pos, buf, r[R_NAME], r[R_ID_END] - r[R_NAME])
     out[pos] = 9
     pos = _put_int(out, pos + 1, f[0])
     out[pos] = 9
     pos += 1
-    if f[1] < 0:
-        out[pos] = 42
-        pos += 1
-    else:
-        pos = _put(out, pos, names, name_off[f[1]], name_off[f[1] + 1] - name_off[f[1]])
-    out[pos] = 9
-    pos = _put_int(out, pos + 1, f[2])
-    out[pos] = 9
-    pos = _put_int(out, pos + 1, f[3])
-    out[pos] = 9
-    pos += 1
+    pos = _put_triple(out, pos, f[1], f[2], f[3], names, name_off)  # RNAME POS MAPQ
     rev = False
     if hj < 0:
         out[pos] = 42
@@ -268,20 +280,7 @@ def _emit(out, pos, buf, r, f, hits, hj, cig, names, name_off):
             pos += 1
     out[pos] = 9
     pos += 1
-    if f[4] == -2:
-        out[pos] = 42
-        pos += 1
-    elif f[4] == -1:
-        out[pos] = 61
-        pos += 1
-    else:
-        pos = _put(out, pos, names, name_off[f[4]], name_off[f[4] + 1] - name_off[f[4]])
-    out[pos] = 9
-    pos = _put_int(out, pos + 1, f[5])
-    out[pos] = 9
-    pos = _put_int(out, pos + 1, f[6])
-    out[pos] = 9
-    pos += 1
+    pos = _put_triple(out, pos, f[4], f[5], f[6], names, name_off)  # RNEXT PNEXT TLEN
     s0 = r[R_SEQ]
     q0 = r[R_QUAL]
     if ln == 0:
@@ -353,7 +352,7 @@ if NATIVE:
             if m == 0:
                 f[:] = 0
                 f[0] = 4
-                f[1] = -1
+                f[1] = -2
                 f[4] = -2
                 out, pos = _emit(out, pos, buf, r, f, hits, -1, cig, names, name_off)
                 continue
@@ -479,7 +478,7 @@ if NATIVE:
                     f[:] = 0
                     f[0] = base | 4
                     if op < 0:
-                        f[1] = -1
+                        f[1] = -2
                         f[4] = -2
                     else:
                         f[1] = hits[op, H_RID]
