@@ -167,7 +167,7 @@ def _sam(index, tmp_path, f1, f2=None, *, threads=2, native=True, name="out.sam"
 
 def test_native_se_equals_python_path(index, sim_cohort, tmp_path, caplog):
     fq = sim_cohort / "fastq" / "s01_R1.fastq.gz"
-    with caplog.at_level(logging.INFO, logger="cfrna.align.mappy_runner"):
+    with caplog.at_level(logging.INFO, logger="cfrna"):
         n1, native = _sam(index, tmp_path, fq)
     assert "native path" in caplog.text
     n2, python = _sam(index, tmp_path, fq, native=False, name="py.sam")
@@ -207,7 +207,7 @@ def test_native_path_errors_and_fallback(index, sim_cohort, tmp_path, monkeypatc
     # the self-check decides: a mismatch means the Python path, with a warning
     monkeypatch.setattr(mappy_native, "_self_check", lambda mapper, al: False)
     monkeypatch.setattr(mappy_native, "_checked", {})
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="cfrna"):
         _n, out = _sam(index, tmp_path, fq, name="fallback.sam")
     assert "native mappy path disabled" in caplog.text and "Python API path" in caplog.text
     monkeypatch.setattr(mappy_native, "_checked", {})
