@@ -323,17 +323,19 @@ if NATIVE:
         return scratch.ctypes.data
 
     @njit
+    def _scratch(n_hits, n_cig):
+        """Per-batch work arrays: hit counts, one ``mm_reg1_t`` and ``mm_extra_t`` header, the hit
+        table, a CIGAR pool, a NUL-terminated name and the SAM line fields."""
+        return (np.zeros(2, np.int32), np.empty(REG_SIZE, np.uint8), np.empty(32, np.uint8),
+                np.empty((n_hits, N_HCOL), np.int64), np.empty(n_cig, np.uint32), np.empty(1024, np.uint8),
+                np.zeros(10, np.int64))
+
+    @njit
     def map_se_batch(mi, tb, opt, buf, rec, k, names, name_off, out):
         """Map ``k`` single-end reads and write their SAM lines; returns ``(out, bytes)``."""
-        nreg = np.zeros(2, np.int32)
-        regbuf = np.empty(REG_SIZE, np.uint8)
-        exbuf = np.empty(32, np.uint8)
-        hits = np.empty((64, N_HCOL), np.int64)
-        cig = np.empty(4096, np.uint32)
+        nreg, regbuf, exbuf, hits, cig, scratch, f = _scratch(64, 4096)
         order = np.empty(64, np.int64)
         kind = np.empty(64, np.int64)
-        scratch = np.empty(1024, np.uint8)
-        f = np.zeros(10, np.int64)
         pos = 0
         for i in range(k):
             r = rec[i]
@@ -381,19 +383,13 @@ if NATIVE:
     @njit
     def map_pe_batch(mi, tb, opt, b1, r1, b2, r2, k, names, name_off, out, max_frag):
         """Map ``k`` read pairs (mate 2 reverse-complemented, FR) and write their SAM lines."""
-        nreg = np.zeros(2, np.int32)
+        nreg, regbuf, exbuf, hits, cig, scratch, f = _scratch(128, 8192)
         regp = np.zeros(2, np.uint64)
         qlens = np.zeros(2, np.int32)
         seqp = np.zeros(2, np.uint64)
-        regbuf = np.empty(REG_SIZE, np.uint8)
-        exbuf = np.empty(32, np.uint8)
-        hits = np.empty((128, N_HCOL), np.int64)
-        cig = np.empty(8192, np.uint32)
         order = np.empty((2, 128), np.int64)
         kind = np.empty((2, 128), np.int64)
-        scratch = np.empty(1024, np.uint8)
         rc2 = np.empty(1024, np.uint8)
-        f = np.zeros(10, np.int64)
         m = np.zeros(2, np.int64)
         nh = np.zeros(2, np.int64)
         h0 = np.zeros(2, np.int64)
