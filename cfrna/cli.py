@@ -53,9 +53,28 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a record is emitted, not as it was at set-up.
+
+    ``main()`` may run many times in one process (tests, notebooks, ``cfrna run`` calling stages);
+    a handler holding an old ``sys.stderr`` would write to a stream that may be closed by then.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # StreamHandler.__init__ assigns it; the property decides
+        pass
+
+
 def _setup_logging(*, debug: bool, quiet: bool) -> None:
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s" if debug else "%(message)s"))
     root = logging.getLogger("cfrna")
     root.handlers[:] = [handler]
