@@ -212,7 +212,7 @@ def test_native_path_errors_and_fallback(index, sim_cohort, tmp_path, monkeypatc
     assert "native mappy path disabled" in caplog.text and "Python API path" in caplog.text
     monkeypatch.setattr(mappy_native, "_checked", {})
     monkeypatch.setenv("CFRNA_MAPPY_PYTHON", "1")
-    assert mappy_native.open_native(object(), "splice:sr", max_fragment=1) is None
+    assert mappy_native.open_native(object(), "splice:sr", max_fragment=1, contigs=[]) is None
     monkeypatch.delenv("CFRNA_MAPPY_PYTHON")
     monkeypatch.undo()
     _n, native = _sam(index, tmp_path, fq, name="native.sam")
@@ -220,10 +220,13 @@ def test_native_path_errors_and_fallback(index, sim_cohort, tmp_path, monkeypatc
 
 
 def test_self_check_passes_on_this_mappy(index):
+    from cfrna.align.index import read_contigs
     from cfrna.align.mappy_runner import MAX_FRAGMENT, PRESET, open_aligner
 
     al = open_aligner(index)
-    mapper = mappy_native.NativeMapper(al, PRESET, max_fragment=MAX_FRAGMENT)
+    contigs = read_contigs(index)
+    mapper = mappy_native.NativeMapper(al, PRESET, max_fragment=MAX_FRAGMENT, contigs=contigs)
+    assert len(mappy_native._probe_reads(al, mapper.lengths)) == 25  # 24 cut from the genome + junk
     assert mappy_native._self_check(mapper, al)
     with pytest.raises(RuntimeError, match="preset"):
-        mappy_native.NativeMapper(al, "no-such-preset", max_fragment=MAX_FRAGMENT)
+        mappy_native.NativeMapper(al, "no-such-preset", max_fragment=MAX_FRAGMENT, contigs=contigs)

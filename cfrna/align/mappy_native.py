@@ -55,7 +55,7 @@ class NativeMapper:
     (:meth:`thread_buffer`) per thread.
     """
 
-    def __init__(self, aligner, preset: str, *, max_fragment: int):
+    def __init__(self, aligner, preset: str, *, max_fragment: int, contigs: list[tuple[str, int]]):
         mi = index_pointer(aligner)
         if not mi:
             raise RuntimeError("unexpected mappy object layout")
@@ -64,6 +64,7 @@ class NativeMapper:
         self._aligner = aligner
         self.mi = mi
         self.max_fragment = int(max_fragment)
+        self.lengths = dict(contigs)  # the index folder's contigs.tsv: no sequence fetched to learn a length
         self._iopt = np.zeros(_OPT_BYTES, np.uint8)
         self._mopt = np.zeros(_OPT_BYTES, np.uint8)
         lib.mm_set_opt.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p]
@@ -110,17 +111,19 @@ class NativeMapper:
         return memoryview(out)[:n]
 
 
-def _probe_reads(aligner, n: int = 24, length: int = 75) -> list[tuple[str, str]]:
-    """Reads cut from the reference (both strands, a mismatch, junk): ``(name, sequence)``."""
+def _probe_reads(aligner, lengths: dict[str, int], n: int = 24, length: int = 75) -> list[tuple[str, str]]:
+    """Reads cut from the reference (both strands, a mismatch, junk): ``(name, sequence)``.
+
+    Only ``length``-long windows are fetched from the index (a whole human chromosome is not).
+    """
     from cfrna.align.mappy_runner import _rc
 
     rng = np.random.default_rng(7)
     out = []
-    names = [c for c in aligner.seq_names if len(aligner.seq(c) or "") > 4 * length]
+    names = [c for c in aligner.seq_names if lengths.get(c, 0) > 4 * length]
     for i in range(n if names else 0):
         ctg = names[i % len(names)]
-        clen = len(aligner.seq(ctg))
-        st = int(rng.integers(0, clen - 3 * length))
+        st = int(rng.integers(0, lengths[ctg] - 3 * length))
         s = aligner.seq(ctg, st, st + length) or ""
         if i % 3 == 1:
             s = _rc(s)
@@ -139,7 +142,7 @@ def _self_check(mapper: NativeMapper, aligner) -> bool:
     from cfrna.align.mappy_runner import _map_batch, _rc
     from cfrna.io.fastq import iter_fastq_chunks
 
-    probes = _probe_reads(aligner)
+    probes = _probe_reads(aligner, mapper.lengths)
     if len(probes) < 2:
         return True  # nothing to cut reads from: tiny reference; the kernels are tested in the suite
     qual = "I" * 200
@@ -175,7 +178,8 @@ _checked: dict[tuple, bool] = {}
 _lock = threading.Lock()
 
 
-def open_native(aligner, preset: str, *, max_fragment: int) -> NativeMapper | None:
+def open_native(aligner, preset: str, *, max_fragment: int,
+                contigs: list[tuple[str, int]]) -> NativeMapper | None:
     """A :class:`NativeMapper` for ``aligner``, or None (with a warning) when it cannot be used.
 
     ``CFRNA_MAPPY_PYTHON=1`` chooses the Python path.
@@ -188,7 +192,7 @@ def open_native(aligner, preset: str, *, max_fragment: int) -> NativeMapper | No
         log.warning("native mappy path not available (symbols not found); using mappy's Python API")
         return None
     try:
-        mapper = NativeMapper(aligner, preset, max_fragment=max_fragment)
+        mapper = NativeMapper(aligner, preset, max_fragment=max_fragment, contigs=contigs)
     except (RuntimeError, OSError, AttributeError) as exc:
         log.warning("native mappy path not available (%s); using mappy's Python API", exc)
         return None

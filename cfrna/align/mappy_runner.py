@@ -403,7 +403,7 @@ def align_to_sam(
     threads = max(1, int(threads))
     al = open_aligner(index_dir, threads=threads, junctions=junctions)
     contigs = read_contigs(index_dir)
-    mapper = open_native(al, PRESET, max_fragment=MAX_FRAGMENT) if native else None
+    mapper = open_native(al, PRESET, max_fragment=MAX_FRAGMENT, contigs=contigs) if native else None
     n_templates = [0]
 
     if mapper is not None:
