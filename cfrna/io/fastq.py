@@ -2,8 +2,8 @@
 
 The helpers here are shared by ``cfrna trim`` (validation pass and read-level QC) and the mappy
 aligner: :func:`iter_batches` gives Python records, :func:`iter_fastq_chunks` gives raw chunks of
-FASTQ text with a numba-parsed record table (the native aligner's input; no Python object a read). Problems are reported with the file and the
-record number: truncated gzip, sequence/quality length mismatch, not FASTQ (or FASTA without
+FASTQ text with a numba-parsed record table (the native aligner's input; no Python object a read).
+Problems are reported with the file and the record number: truncated gzip, sequence/quality length mismatch, not FASTQ (or FASTA without
 qualities), an empty file, and for pairs R1/R2 with different read counts or read names.
 """
 
@@ -31,6 +31,20 @@ _FIX = "check the file is a complete, uncompressed or gzip FASTQ"
 
 def _open_error(path: str, exc: OSError) -> InputFormatError:
     return InputFormatError(f"cannot open FASTQ: {exc.strerror or exc}", where=path, hint="check the path")
+
+
+_MATE_HINT = "the mate files must list the same reads in the same order"
+
+
+def _count_mismatch(short, other, n: int) -> InputFormatError:
+    """R1/R2 of different lengths: ``short`` ends after record ``n``."""
+    return InputFormatError(f"R1 and R2 have different read counts: {short} ends at record {n} but {other} continues",
+                            where=str(short), hint=_MATE_HINT)
+
+
+def _name_mismatch(path1, path2, n: int, id1: str, id2: str) -> InputFormatError:
+    return InputFormatError(f"mate names differ at record {n}: {id1!r} in {path1} vs {id2!r}",
+                            where=str(path2), hint=_MATE_HINT)
 
 
 class EmptyFastqError(InputFormatError):
@@ -112,15 +126,9 @@ def iter_pairs(path1: str | os.PathLike, path2: str | os.PathLike | None) -> Ite
         n += 1
         if r1 is None or r2 is None:
             short, other = (path1, path2) if r1 is None else (path2, path1)
-            raise InputFormatError(
-                f"R1 and R2 have different read counts: {short} ends at record {n - 1} but {other} continues",
-                where=str(short), hint="the mate files must list the same reads in the same order",
-            )
+            raise _count_mismatch(short, other, n - 1)
         if read_id(r1[0]) != read_id(r2[0]):
-            raise InputFormatError(
-                f"mate names differ at record {n}: {read_id(r1[0])!r} in {path1} vs {read_id(r2[0])!r}",
-                where=str(path2), hint="the mate files must list the same reads in the same order",
-            )
+            raise _name_mismatch(path1, path2, n, read_id(r1[0]), read_id(r2[0]))
         yield r1, r2
 
 
@@ -142,8 +150,7 @@ def iter_batches(
 class FastqChunk:
     """Consecutive FASTQ records as raw bytes and a record table (see :mod:`cfrna.io._fastq_kernels`).
 
-    ``rec2``/``buf2`` hold the mates (same number of rows) or are None for single-end;
-    ``first`` is the 0-based number of the chunk's first record in the file.
+    ``rec2``/``buf2`` hold the mates (same number of rows) or are None for single-end.
     """
 
     buf1: np.ndarray
@@ -151,7 +158,6 @@ class FastqChunk:
     buf2: np.ndarray | None
     rec2: np.ndarray | None
     n: int
-    first: int
 
 
 class _ChunkSide:
@@ -204,7 +210,9 @@ class _ChunkSide:
         return rec[:k], int(k)
 
     def keep(self, buf: np.ndarray, rec: np.ndarray, k: int, n: int) -> None:
-        start = int(rec[k - 1, 5]) if k else 0
+        from cfrna.io._fastq_kernels import R_END
+
+        start = int(rec[k - 1, R_END]) if k else 0
         self.carry = buf[start:n].copy()
 
     @property
@@ -220,7 +228,7 @@ def iter_fastq_chunks(path1: str | os.PathLike, path2: str | os.PathLike | None 
     truncated or corrupt files, R1/R2 with different read counts or read ids, an empty file.
     Parsing runs in a numba kernel without the GIL; decompression (gzip) in the file object.
     """
-    from cfrna.io._fastq_kernels import first_id_mismatch
+    from cfrna.io._fastq_kernels import R_ID_END, R_NAME, first_id_mismatch
 
     p1 = str(path1)
     p2 = None if path2 is None else str(path2)
@@ -240,9 +248,7 @@ def iter_fastq_chunks(path1: str | os.PathLike, path2: str | os.PathLike | None 
                 ends = [side.eof and p[2] == 0 for side, p in zip(sides, parsed, strict=True)]
                 if ends[0] != ends[1]:
                     short, other = (p1, p2) if ends[0] else (p2, p1)
-                    raise InputFormatError(
-                        f"R1 and R2 have different read counts: {short} ends at record {done} but {other} continues",
-                        where=short, hint="the mate files must list the same reads in the same order")
+                    raise _count_mismatch(short, other, done)
             for side, (buf, rec, _k, n) in zip(sides, parsed, strict=True):
                 side.keep(buf, rec, k, n)
             if k == 0:
@@ -255,12 +261,10 @@ def iter_fastq_chunks(path1: str | os.PathLike, path2: str | os.PathLike | None 
                 b2, r2 = rest[0][0], rest[0][1][:k]
                 j = int(first_id_mismatch(b1, r1, b2, r2, k))
                 if j >= 0:
-                    id1 = bytes(b1[r1[j, 0]:r1[j, 1]]).decode("utf-8", "replace")
-                    id2 = bytes(b2[r2[j, 0]:r2[j, 1]]).decode("utf-8", "replace")
-                    raise InputFormatError(
-                        f"mate names differ at record {done + j + 1}: {id1!r} in {p1} vs {id2!r}",
-                        where=p2, hint="the mate files must list the same reads in the same order")
-            yield FastqChunk(b1, r1[:k], b2, r2, k, done)
+                    id1 = bytes(b1[r1[j, R_NAME]:r1[j, R_ID_END]]).decode("utf-8", "replace")
+                    id2 = bytes(b2[r2[j, R_NAME]:r2[j, R_ID_END]]).decode("utf-8", "replace")
+                    raise _name_mismatch(p1, p2, done + j + 1, id1, id2)
+            yield FastqChunk(b1, r1[:k], b2, r2, k)
             done += k
     finally:
         for side in sides:
