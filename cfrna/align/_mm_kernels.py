@@ -75,6 +75,12 @@ if NATIVE:
     _memcpy = types.ExternalFunction("cfrna_minimap2_memcpy", types.uintp(types.uintp, types.uintp, types.uintp))
 
     @njit
+    def _addr(arr, offset):
+        """``arr``'s data address plus ``offset`` bytes, as an unsigned pointer (uintp + int64 would
+        be float64 in numba's typing)."""
+        return arr.ctypes.data + np.uintp(offset)
+
+    @njit
     def _collect(regs, n_regs, hits, h0, cig, c0, regbuf, exbuf, flip_len):
         """Copy ``n_regs`` hits of one segment into ``hits[h0:]`` (cigars into ``cig[c0:]``); free them.
 
@@ -88,7 +94,7 @@ if NATIVE:
         h = h0
         c = c0
         for i in range(n_regs):
-            _memcpy(regbuf.ctypes.data, regs + REG_SIZE * i, REG_SIZE)
+            _memcpy(regbuf.ctypes.data, regs + np.uintp(REG_SIZE * i), REG_SIZE)
             p = r64[9]
             if p == 0:
                 continue
@@ -99,7 +105,7 @@ if NATIVE:
                 bigger[:c] = cig[:c]
                 cig = bigger
             if n_cigar:
-                _memcpy(cig.ctypes.data + 4 * c, p + EXTRA_HEAD, 4 * n_cigar)
+                _memcpy(_addr(cig, 4 * c), p + np.uintp(EXTRA_HEAD), 4 * n_cigar)
             _free(p)
             bits = np.int64(r32[15]) & 0xFFFFFFFF
             qs = np.int64(r32[4])
@@ -344,7 +350,7 @@ if NATIVE:
             if ln > 0:
                 name = _name_to(scratch, buf, r)
                 nreg[0] = 0
-                regs = _mm_map(mi, ln, buf.ctypes.data + r[R_SEQ], nreg.ctypes.data, tb, opt, name)
+                regs = _mm_map(mi, ln, _addr(buf, r[R_SEQ]), nreg.ctypes.data, tb, opt, name)
                 if nreg[0] > hits.shape[0]:
                     hits = np.empty((2 * nreg[0], N_HCOL), np.int64)
                     order = np.empty(2 * nreg[0], np.int64)
@@ -416,14 +422,14 @@ if NATIVE:
                 if la > 0 and lb > 0:
                     qlens[0] = la
                     qlens[1] = lb
-                    seqp[0] = b1.ctypes.data + ra[R_SEQ]
+                    seqp[0] = _addr(b1, ra[R_SEQ])
                     seqp[1] = rc2.ctypes.data
                     _mm_map_frag(mi, 2, qlens.ctypes.data, seqp.ctypes.data, nreg.ctypes.data, regp.ctypes.data,
                                  tb, opt, name)
                 elif la > 0:
-                    regp[0] = _mm_map(mi, la, b1.ctypes.data + ra[R_SEQ], nreg.ctypes.data, tb, opt, name)
+                    regp[0] = _mm_map(mi, la, _addr(b1, ra[R_SEQ]), nreg.ctypes.data, tb, opt, name)
                 else:
-                    regp[1] = _mm_map(mi, lb, rc2.ctypes.data, nreg.ctypes.data + 4, tb, opt, name)
+                    regp[1] = _mm_map(mi, lb, rc2.ctypes.data, _addr(nreg, 4), tb, opt, name)
                 need = nreg[0] + nreg[1]
                 if need > hits.shape[0]:
                     hits = np.empty((2 * need, N_HCOL), np.int64)
