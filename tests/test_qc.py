@@ -425,7 +425,7 @@ def test_unstranded_gdna_estimate_is_capped_at_warn():
 
 def test_unstranded_cohort_uses_bam_header(cohort, tmp_path):
     """Unstranded libraries: gDNA from intergenic density, genome size from the BAM header."""
-    pysam = pytest.importorskip("pysam")
+    import pysam
     root, sheet, gtf, samples = cohort
     ids = _gene_ids(gtf)
     write_sample(root, "S00", ids, seed=0, stranded="unstranded")
