@@ -6,7 +6,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLBACKEND ?= Agg
 PYTEST_ARGS ?=
 
-.PHONY: all env demo test test-fast lint nextflow clean
+.PHONY: all env demo test test-fast lint nextflow vendor-js clean
 
 all: test
 
@@ -14,7 +14,6 @@ $(BIN)/cfrna: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
-	bash scripts/vendor_js.sh
 	touch $@
 
 env: $(BIN)/cfrna
@@ -30,6 +29,10 @@ test-fast: env
 
 nextflow:
 	bash scripts/install_nextflow.sh
+
+# refresh the committed report libraries (cfrna/report/_vendor/) from package-lock.json; needs npm
+vendor-js:
+	bash scripts/vendor_js.sh
 
 lint: env
 	$(BIN)/python -m ruff check cfrna tests benchmarks

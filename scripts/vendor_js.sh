@@ -3,9 +3,10 @@
 #
 #   scripts/vendor_js.sh            # npm ci (exact versions of cfrna/report/js/package-lock.json)
 #
-# Copies the distributed files (and their licenses) into cfrna/report/_vendor/, which is
-# git-ignored and shipped inside the wheel. Needs node + npm and the npm registry (build time only:
-# the report itself never fetches anything).
+# Copies the distributed files (and their licenses) into cfrna/report/_vendor/. That folder is
+# committed (so pip, the Dockerfile and environment.yml build without npm) and shipped inside the
+# wheel: run this script (`make vendor-js`) only to refresh it after changing package-lock.json,
+# then commit the result. Needs node + npm and the npm registry (the report never fetches anything).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 js="$here/cfrna/report/js"
