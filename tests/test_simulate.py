@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -446,3 +447,176 @@ def test_cli_success_and_errors(tmp_path, capsys):
     assert main(["simulate", "--outdir", str(tmp_path / "r"), "--reads-per-sample", "10"]) == 2
     assert main(["simulate", "--outdir", str(tmp_path / "s"), "--strandedness", "sideways"]) == 2
     assert main(["simulate", "--outdir", str(tmp_path / "t"), "--samples", "many"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# the longitudinal cohort (cfrna.simulate.longitudinal)
+
+
+def test_longitudinal_design_visits_flares_windows():
+    from cfrna.simulate.longitudinal import LongitudinalSpec, longitudinal_design
+
+    spec = LongitudinalSpec(n_patients=20, visits=(0, 3, 6, 12, 18), flare_fraction=0.4)
+    d = longitudinal_design(spec, np.random.default_rng(3))
+    assert len(d) == 100 and d.index.is_unique
+    per = d.groupby("patient_id")
+    assert (per["visit_month"].apply(list) == pd.Series([[0, 3, 6, 12, 18]] * 20, index=per.size().index)).all()
+    flaring = d[d["flare_patient"] == "yes"]["patient_id"].unique()
+    assert len(flaring) == 8
+    # flaring patients split evenly between the arms; arms alternate 1:1
+    arm_of = d.drop_duplicates("patient_id").set_index("patient_id")["arm"]
+    assert arm_of.value_counts().tolist() == [10, 10]
+    assert arm_of[flaring].value_counts().tolist() == [4, 4]
+    for p, g in d.groupby("patient_id"):
+        at = g[g["flare"] == "flare"]
+        if p in flaring:
+            assert len(at) == 1 and at["visit_month"].item() > 0
+            fm = at["visit_month"].item()
+            assert at["days_to_flare"].item() == 0 and at["flare_window"].item() == "at_flare"
+            before = g[g["visit_month"] < fm]
+            assert (before["days_to_flare"] == ((fm - before["visit_month"]) * 30.44).round()).all()
+            pre = g[g["flare_window"] == "pre_flare"]
+            assert len(pre) >= 1 and (pre["days_to_flare"] <= spec.preflare_days).all()
+            assert (pre["days_to_flare"] > 0).all()
+            after = g[g["visit_month"] > fm]
+            assert after["days_to_flare"].isna().all() and (after["flare_window"] == "remission").all()
+        else:
+            assert at.empty and (g["flare_window"] == "no_flare_patient").all() and g["days_to_flare"].isna().all()
+            assert g["sex"].nunique() == 1 and g["arm"].nunique() == 1
+    # planted bad samples only in never-flaring patients, one each
+    bad = d[d["planted_bad"] != "none"]
+    assert sorted(bad["planted_bad"]) == ["degraded", "gdna", "hemolysis"]
+    assert (bad["flare_patient"] == "no").all()
+
+
+@pytest.mark.parametrize("icc", [0.2, 0.8])
+def test_longitudinal_icc_recovered(icc):
+    from cfrna.simulate.longitudinal import estimate_icc, simulate_longitudinal_counts
+
+    counts, samples, genes = simulate_longitudinal_counts(n_patients=30, visits=(0, 3, 6, 12), icc=icc,
+                                                          n_genes=1200, seed=7)
+    lib = counts.sum(axis=0).to_numpy()
+    logx = np.log((counts.to_numpy() + 0.5) / lib)
+    null = ((genes["kind"] == "none") & (genes["source"] == "mrna") & (genes["sex_specific"] == "")).to_numpy()
+    deep = counts.to_numpy().mean(axis=1) > 1000  # Poisson noise negligible
+    est = estimate_icc(logx[null & deep], samples["patient_id"].to_numpy())
+    assert (null & deep).sum() > 100
+    assert abs(np.median(est) - icc) < 0.08, np.median(est)
+    g = genes.set_index("gene_id")
+    assert np.allclose(g["sigma_patient"] ** 2 / (g["sigma_patient"] ** 2 + g["sigma_within"] ** 2), icc)
+
+
+def test_longitudinal_planted_effects_recovered():
+    from cfrna.simulate.longitudinal import simulate_longitudinal_counts
+
+    counts, s, genes = simulate_longitudinal_counts(n_patients=40, visits=(0, 3, 6, 12), icc=0.5, n_genes=1500,
+                                                    seed=8)
+    g = genes.set_index("gene_id")
+    x = np.log2((counts + 0.5) / counts.sum(axis=0) * 1e6)
+    # within-patient: each flaring patient's flare visit against the mean of its other visits
+    fl = s[s["flare_patient"] == "yes"]
+    diffs = []
+    for _p, v in fl.groupby("patient_id"):
+        diffs.append(x[v.index[v["flare"] == "flare"]].mean(axis=1) - x[v.index[v["flare"] != "flare"]].mean(axis=1))
+    within = pd.concat(diffs, axis=1).mean(axis=1)
+    kinds = {"flare": within,
+             "flare_patient": x.loc[:, s["flare_patient"] == "yes"].mean(axis=1)
+             - x.loc[:, s["flare_patient"] == "no"].mean(axis=1),
+             "arm": x.loc[:, s["arm"] == "steroid_tapering"].mean(axis=1)
+             - x.loc[:, s["arm"] == "steroid_maintenance"].mean(axis=1),
+             "preflare": x.loc[:, s["flare_window"] == "pre_flare"].mean(axis=1)
+             - x.loc[:, s["flare_window"] == "remission"].mean(axis=1)}
+    for kind, est in kinds.items():
+        planted = g.index[g["kind"] == kind]
+        assert len(planted) >= 20, kind
+        r = np.corrcoef(est[planted], g.loc[planted, f"log2fc_{kind}"])[0, 1]
+        assert r > 0.85, (kind, r)
+        assert (np.sign(est[planted]) == np.sign(g.loc[planted, f"log2fc_{kind}"])).mean() > 0.9, kind
+    # the kinds are disjoint and the null genes carry no effect
+    lfc = g[[c for c in g.columns if c.startswith("log2fc_")]]
+    assert ((lfc != 0).sum(axis=1) <= 1).all()
+    assert (lfc[g["kind"] == "none"] == 0).all().all()
+    assert (g["is_de"] == (g["kind"] != "none")).all()
+
+
+def test_longitudinal_count_cohort_files(tmp_path):
+    from cfrna.de.contrasts import read_contrasts
+    from cfrna.io.tables import read_gene_matrix
+
+    kw = {"n_patients": 8, "visits": (0, 3, 6), "counts_only": True, "reads_per_sample": 50000, "n_genes": 400,
+          "flare_fraction": 0.5}
+    paths = simulate_cohort(tmp_path / "a", seed=2, **kw)
+    simulate_cohort(tmp_path / "b", seed=2, **kw)
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    assert not (tmp_path / "a" / "fastq").exists() and not (tmp_path / "a" / "genome.fa").exists()
+    counts = read_gene_matrix(paths["counts"])
+    sheet = pd.read_csv(paths["samplesheet"])
+    assert "fastq_1" not in sheet.columns and "days_to_flare" in sheet.columns
+    assert list(counts.columns) == list(sheet["sample"]) and counts.shape == (400, 24)
+    contrasts = pd.read_csv(paths["contrasts"])
+    assert list(contrasts["id"]) == ["flare_vs_no_flare", "pre_flare_vs_never", "flaring_vs_never", "arm",
+                                     "arm_x_flare"]
+    assert contrasts.set_index("id").loc["flare_vs_no_flare", "formula"] == "~ patient_id + flare"
+    assert (contrasts.set_index("id").drop("flare_vs_no_flare")["formula"].str.contains(r"\(1 \| patient_id\)")).all()
+    truth = pd.read_csv(paths["truth"] / "contrast_truth.tsv", sep="\t")
+    assert set(truth["contrast"]) == set(contrasts["id"])
+    for cid, t in truth.groupby("contrast"):
+        assert t["planted"].sum() > 0, cid
+        assert not (t["planted"] & t["null"]).any(), cid
+    genes = pd.read_csv(paths["truth"] / "longitudinal_genes.tsv", sep="\t")
+    assert set(genes["kind"]) == {"none", "flare", "preflare", "flare_patient", "arm", "arm_flare"}
+    params = json.loads((paths["truth"] / "params.json").read_text())
+    assert params["icc"] == 0.5 and params["visits"] == [0, 3, 6] and params["n_flaring_patients"] == 4
+    # the contrasts file parses (design checks with the samplesheet are the DE engines' tests)
+    assert [c.id for c in read_contrasts(paths["contrasts"])] == list(contrasts["id"])
+
+
+def test_longitudinal_read_cohort(tmp_path):
+    paths = simulate_cohort(tmp_path, n_patients=4, visits=(0, 6), reads_per_sample=300, n_genes=300, seed=4)
+    sheet = read_samplesheet(paths["samplesheet"])  # FASTQ files exist
+    df = sheet.to_frame()
+    assert len(df) == 8 and df["patient_id"].nunique() == 4
+    assert {"days_to_flare", "flare_window", "flare_patient"} <= set(df.columns)
+    assert (df["flare"] == "flare").sum() == 2
+    for f in ("longitudinal_genes.tsv", "contrast_truth.tsv", "visits.tsv", "gene_counts.tsv", "de_genes.tsv"):
+        assert (paths["truth"] / f).is_file(), f
+    params = json.loads((paths["truth"] / "params.json").read_text())
+    assert params["design"] == "longitudinal" and params["n_patients"] == 4
+    assert len(read_fastq(paths["fastq"]["s01"][0])) == 300
+
+
+def test_longitudinal_bad_parameters(tmp_path):
+    from cfrna.simulate.longitudinal import parse_visits, simulate_longitudinal_counts
+
+    for kw in ({"n_patients": 3}, {"icc": 1.0}, {"icc": -0.1}, {"visits": (0,)}, {"visits": (3, 0)},
+               {"visits": (0, 3.5)}, {"flare_fraction": 1.0}, {"effect_scale": -1.0}, {"depth": 0},
+               {"n_patients": 300, "visits": (0, 3, 6, 12)}):
+        with pytest.raises(ConfigError):
+            simulate_longitudinal_counts(**kw)
+    with pytest.raises(ConfigError, match="--visits"):
+        parse_visits("0,three")
+    with pytest.raises(ConfigError, match="--patients"):
+        simulate_cohort(tmp_path / "x", n_patients=2)
+
+
+def test_cli_longitudinal_options(tmp_path, capsys):
+    out = tmp_path / "long"
+    assert main(["simulate", "--outdir", str(out), "--patients", "6", "--visits", "0,3,6", "--icc", "0.3",
+                 "--counts-only", "--genes", "400"]) == 0
+    printed = capsys.readouterr().out
+    assert "counts:" in printed and "genome:" not in printed
+    assert json.loads((out / "truth" / "params.json").read_text())["icc"] == 0.3
+    for argv, needle in ((["--patients", "6", "--samples", "12"], "--samples and --patients"),
+                         (["--icc", "0.3"], "need(s) --patients"),
+                         (["--patients", "6", "--icc", "1"], "--icc"),
+                         (["--patients", "6", "--visits", "6,0"], "--visits"),
+                         (["--patients", "6", "--visits", "0,x"], "--visits"),
+                         (["--patients", "2"], "--patients")):
+        assert main(["simulate", "--outdir", str(tmp_path / "bad"), *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1, (argv, err)
+
+
+def test_demo_rejects_both_designs(tmp_path, capsys):
+    assert main(["demo", "--outdir", str(tmp_path / "d"), "--samples", "4", "--patients", "4"]) == 2
+    assert "--samples" in capsys.readouterr().err

@@ -13,6 +13,18 @@ from cfrna import __version__
 from cfrna.errors import ConfigError
 from cfrna.io.atomic import write_json, write_table, write_text
 from cfrna.simulate.genome import build_genome, write_fasta, write_gtf
+from cfrna.simulate.longitudinal import (
+    DEFAULT_VISITS,
+    LONG_SHEET_COLUMNS,
+    LongitudinalSpec,
+    contrast_truth,
+    gene_truth_table,
+    longitudinal_design,
+    longitudinal_expression,
+    longitudinal_genes,
+    simulate_longitudinal_counts,
+    trial_contrasts,
+)
 from cfrna.simulate.model import (
     DE_FRACTION,
     HEMOLYSIS_FOLD,
@@ -20,6 +32,7 @@ from cfrna.simulate.model import (
     gene_catalog,
     library_params,
     make_design,
+    simulate_counts,
 )
 from cfrna.simulate.reads import (
     SOURCES,
@@ -43,7 +56,8 @@ SHEET_COLUMNS = ("sample", "patient_id", "visit_month", "arm", "flare", "fastq_1
 READ_NAME_FORMAT = "<sample>:<n>:<source>:<gene_id|->:<chrom>:<start>-<end>:<strand>"
 
 
-def _check_args(outdir, *, n_samples, reads_per_sample, seed, read_length, strandedness, n_genes) -> Path:
+def _check_args(outdir, *, n_samples, reads_per_sample, seed, read_length, strandedness, n_genes,
+                fastq_dir: bool = True) -> Path:
     """Validate the arguments (ConfigError naming the option) and create the output folders."""
     where = "simulate"
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
@@ -65,12 +79,13 @@ def _check_args(outdir, *, n_samples, reads_per_sample, seed, read_length, stran
     out = Path(outdir)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "fastq").mkdir(exist_ok=True)
+        if fastq_dir:
+            (out / "fastq").mkdir(exist_ok=True)
         (out / "truth").mkdir(exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create output folder {out}: {exc.strerror}", where="--outdir",
                           hint="choose a writable --outdir") from exc
-    for d in (out, out / "fastq", out / "truth"):
+    for d in (out, *([out / "fastq"] if fastq_dir else []), out / "truth"):
         if not os.access(d, os.W_OK | os.X_OK):
             raise ConfigError(f"output folder {d} is not writable", where="--outdir", hint="choose a writable --outdir")
     return out
@@ -86,6 +101,12 @@ def simulate_cohort(
     read_length: int = 75,
     strandedness: str = "reverse",
     n_genes: int = 600,
+    n_patients: int | None = None,
+    visits: tuple[int, ...] = DEFAULT_VISITS,
+    icc: float = 0.5,
+    flare_fraction: float = 0.4,
+    effect_scale: float = 1.0,
+    counts_only: bool = False,
 ) -> dict:
     """Write a synthetic plasma cfRNA trial cohort (FASTQ, genome, GTF, sheets) and its truth.
 
@@ -107,25 +128,58 @@ def simulate_cohort(
         Library type: ``reverse`` (dUTP, default), ``forward`` or ``unstranded``.
     n_genes
         Genes in the annotation, including the named signature, rRNA and chrM genes (default: 600).
+    n_patients
+        Longitudinal cohort (:mod:`cfrna.simulate.longitudinal`): this many patients, each seen at
+        every month of ``visits``, with a patient random intercept of intra-class correlation
+        ``icc``, ``flare_fraction`` of the patients flaring once, planted within-patient,
+        pre-flare, between-patient, arm and arm x flare genes, and the trial contrasts. Replaces
+        ``n_samples`` (``n_patients * len(visits)`` samples). Default None: the cross-sectional
+        design of ``n_samples`` samples.
+    visits, icc, flare_fraction, effect_scale
+        Visit months (default: 0, 3, 6, 12, 18), intra-class correlation (default: 0.5),
+        fraction of flaring patients (default: 0.4) and multiplier of every planted log2 fold change
+        (default: 1.0) of the longitudinal cohort.
+    counts_only
+        Write a counts matrix (``gene_counts.tsv``, ``reads_per_sample`` counted fragments per
+        sample on average), ``gene_annotation.tsv``, a metadata-only samplesheet (no FASTQ columns),
+        the contrasts and the truth, without genome, GTF or FASTQ: fast input for ``cfrna de``.
 
     Returns
     -------
     dict
         Paths written: ``genome``, ``fai``, ``gtf``, ``samplesheet``, ``contrasts`` (None when the
         cohort is too small for any contrast, i.e. fewer than 4 samples), ``truth`` (folder),
-        ``fastq`` (dict sample -> list of paths) and ``outdir``.
+        ``fastq`` (dict sample -> list of paths) and ``outdir``; with ``counts_only``, ``counts``
+        and ``annotation`` instead of genome, GTF and FASTQ.
     """
+    if n_patients is not None:
+        spec = LongitudinalSpec(n_patients=n_patients, visits=tuple(visits), icc=icc,
+                                flare_fraction=flare_fraction, effect_scale=effect_scale).check()
+        n_samples = int(n_patients) * len(spec.visits)
+    else:
+        spec = None
+    if counts_only:
+        return _simulate_count_cohort(outdir, spec=spec, n_samples=n_samples, depth=reads_per_sample, seed=seed,
+                                      n_genes=n_genes)
     out = _check_args(outdir, n_samples=n_samples, reads_per_sample=reads_per_sample, seed=seed,
                       read_length=read_length, strandedness=strandedness, n_genes=n_genes)
     ss = np.random.SeedSequence(seed)
     r_genes, r_genome, r_design, r_lib, r_expr = (np.random.default_rng(s) for s in ss.spawn(5))
     sample_seeds = ss.spawn(n_samples)
-    catalog = gene_catalog(int(n_genes), r_genes)
-    model = build_genome(catalog, r_genome)
-    design = make_design(int(n_samples), r_design)
+    if spec is None:
+        catalog = gene_catalog(int(n_genes), r_genes)
+        model = build_genome(catalog, r_genome)
+        design = make_design(int(n_samples), r_design)
+    else:
+        catalog = longitudinal_genes(int(n_genes), spec, r_genes, np.random.default_rng(ss.spawn(1)[0]))
+        model = build_genome(catalog, r_genome)
+        design = longitudinal_design(spec, r_design)
     libs = {s: library_params(b, r_lib) for s, b in zip(design.index, design["planted_bad"], strict=True)}
     hemo = np.array([libs[s].hemolysis for s in design.index])
-    share = expression_matrix(model.genes, design, hemo, r_expr)
+    if spec is None:
+        share = expression_matrix(model.genes, design, hemo, r_expr)
+    else:
+        share = longitudinal_expression(model.genes, design, hemo, r_expr)
     space = build_space(model)
     pos_labels = space_labels(space, model, exon_labels(model), stranded=strandedness != "unstranded")
     log.info("simulate: genome %d bp on %d chromosomes, %d genes; %d samples x %d %s", int(model.lengths.sum()),
@@ -188,13 +242,10 @@ def simulate_cohort(
     write_table(truth / "genes.tsv", gene_table, float_format="%.4f")
     write_table(truth / "samples.tsv", pd.DataFrame(truth_rows), float_format="%.5f")
     write_text(truth / "planted_gene_sets.gmt", _gmt(g))
-    contrasts = _contrasts(design)
-    contrasts_path: Path | None = out / "contrasts.csv"
-    if len(contrasts):
-        write_table(contrasts_path, contrasts)
-    else:  # no estimable contrast: no file (a header-only file is invalid input for `cfrna run`)
-        contrasts_path.unlink(missing_ok=True)
-        contrasts_path = None
+    contrasts = _contrasts(design) if spec is None else trial_contrasts(design)
+    contrasts_path = _write_contrasts(out, contrasts)
+    if spec is not None:
+        _write_longitudinal_truth(truth, g, contrasts, design)
     params = {
         "cfrna_version": __version__, "seed": int(seed), "n_samples": int(n_samples),
         "reads_per_sample": int(reads_per_sample), "paired": bool(paired), "read_length": int(read_length),
@@ -213,14 +264,97 @@ def simulate_cohort(
                   "RPS4Y1/DDX3Y (M) follow patient sex, so an unblocked contrast between groups of unequal sex "
                   "mix finds them."),
     }
+    if spec is not None:
+        params.update(_longitudinal_params(spec, design))
     write_json(truth / "params.json", params)
     sheet = design.reset_index()
     sheet["fastq_1"] = [f"fastq/{s}_R1.fastq.gz" for s in samples]
     sheet["fastq_2"] = [f"fastq/{s}_R2.fastq.gz" if paired else "" for s in samples]
-    write_table(out / "samplesheet.csv", sheet[list(SHEET_COLUMNS)])
+    write_table(out / "samplesheet.csv", sheet[list(SHEET_COLUMNS if spec is None else LONG_SHEET_COLUMNS)])
     return {"outdir": out, "genome": out / "genome.fa", "fai": out / "genome.fa.fai", "gtf": out / "genes.gtf",
             "samplesheet": out / "samplesheet.csv", "contrasts": contrasts_path, "truth": truth,
             "fastq": fastq}
+
+
+def _write_contrasts(out: Path, contrasts: pd.DataFrame) -> Path | None:
+    path = out / "contrasts.csv"
+    if len(contrasts):
+        write_table(path, contrasts)
+        return path
+    path.unlink(missing_ok=True)  # no estimable contrast: no file (a header-only file is invalid input)
+    return None
+
+
+def _longitudinal_params(spec: LongitudinalSpec, design: pd.DataFrame) -> dict:
+    fp = design.drop_duplicates("patient_id")
+    return {
+        "design": "longitudinal", "n_patients": int(spec.n_patients), "visits": [int(v) for v in spec.visits],
+        "icc": float(spec.icc), "flare_fraction": float(spec.flare_fraction), "preflare_days": int(spec.preflare_days),
+        "dispersion_scale": float(spec.dispersion_scale), "effect_scale": float(spec.effect_scale),
+        "n_flaring_patients": int((fp["flare_patient"] == "yes").sum()),
+        "flare_windows": {k: int(v) for k, v in design["flare_window"].value_counts().sort_index().items()},
+        "icc_definition": ("var(patient intercept) / (var(patient intercept) + var(within-patient biological "
+                           "noise)) of the natural-log expression, the same for every gene; Poisson sampling "
+                           "noise of reads/counts not included (truth/longitudinal_genes.tsv: sigma_patient, "
+                           "sigma_within)"),
+        "longitudinal_notes": ("log2fc_flare applies at the flare visit; log2fc_preflare at pre_flare visits; "
+                               "log2fc_flare_patient at every visit of a flaring patient; log2fc_arm at every visit "
+                               "of the steroid_tapering arm; log2fc_arm_flare at the flare visit of tapering-arm "
+                               "patients. truth/contrast_truth.tsv: per trial contrast, the planted genes it is "
+                               "meant to find and the null genes (no planted effect of any kind)."),
+    }
+
+
+def _write_longitudinal_truth(truth: Path, genes: pd.DataFrame, contrasts: pd.DataFrame,
+                              design: pd.DataFrame) -> None:
+    write_table(truth / "longitudinal_genes.tsv", gene_truth_table(genes), float_format="%.4f")
+    write_table(truth / "contrast_truth.tsv", contrast_truth(genes, contrasts), float_format="%.4f")
+    write_table(truth / "visits.tsv", design.reset_index()[["sample", "patient_id", "visit_month", "arm", "flare",
+                                                            "days_to_flare", "flare_window", "flare_patient",
+                                                            "planted_bad"]])
+
+
+def _simulate_count_cohort(outdir, *, spec: LongitudinalSpec | None, n_samples: int, depth: int, seed: int,
+                           n_genes: int) -> dict:
+    """The count-level cohort of ``simulate_cohort(counts_only=True)``."""
+    out = _check_args(outdir, n_samples=n_samples, reads_per_sample=depth, seed=seed, read_length=75,
+                      strandedness="reverse", n_genes=n_genes, fastq_dir=False)
+    if spec is None:
+        counts, design, g = simulate_counts(n_samples=int(n_samples), n_genes=int(n_genes), seed=seed,
+                                            depth=float(depth))
+        contrasts = _contrasts(design)
+    else:
+        counts, design, g = simulate_longitudinal_counts(
+            n_patients=spec.n_patients, visits=spec.visits, icc=spec.icc, flare_fraction=spec.flare_fraction,
+            effect_scale=spec.effect_scale, n_genes=int(n_genes), seed=seed, depth=float(depth))
+        contrasts = trial_contrasts(design)
+    log.info("simulate: count-level cohort, %d genes x %d samples (%s), mean %d counted fragments per sample",
+             counts.shape[0], counts.shape[1], "longitudinal" if spec is not None else "cross-sectional", depth)
+    truth = out / "truth"
+    write_table(out / "gene_counts.tsv", counts.reset_index())
+    write_table(out / "gene_annotation.tsv", g[["gene_id", "gene_name"]].assign(biotype=g["biotype"]))
+    if spec is None:
+        write_table(truth / "genes.tsv", g, float_format="%.4f")
+        write_table(truth / "de_genes.tsv", g[g["is_de"]][["gene_id", "gene_name", "log2fc", "module"]],
+                    float_format="%.4f")
+    else:
+        _write_longitudinal_truth(truth, g, contrasts, design)
+        write_table(truth / "de_genes.tsv", g[g["log2fc_flare"] != 0.0][["gene_id", "gene_name", "log2fc_flare",
+                                                                          "module"]].rename(
+            columns={"log2fc_flare": "log2fc"}), float_format="%.4f")
+    params = {"cfrna_version": __version__, "seed": int(seed), "n_samples": int(len(design)), "counts_only": True,
+              "mean_counted_fragments": int(depth), "n_genes": int(n_genes),
+              "notes": ("gene_counts.tsv: Poisson counts of the expression model (mRNA, chrM and rRNA genes). "
+                        "No bad sample is planted at count level: there is no QC stage to exclude it, so it "
+                        "would only blur the DE truth.")}
+    if spec is not None:
+        params.update(_longitudinal_params(spec, design))
+    write_json(truth / "params.json", params)
+    contrasts_path = _write_contrasts(out, contrasts)
+    cols = [c for c in (SHEET_COLUMNS if spec is None else LONG_SHEET_COLUMNS) if c not in ("fastq_1", "fastq_2")]
+    write_table(out / "samplesheet.csv", design.reset_index()[cols])
+    return {"outdir": out, "counts": out / "gene_counts.tsv", "annotation": out / "gene_annotation.tsv",
+            "samplesheet": out / "samplesheet.csv", "contrasts": contrasts_path, "truth": truth}
 
 
 def _gmt(genes: pd.DataFrame) -> str:
