@@ -20,6 +20,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fasta", help="genome FASTA: checks that GTF chromosomes are present")
     p.add_argument("--normalized", metavar="CSV",
                    help="write the validated sheet with absolute FASTQ paths (used by the Nextflow pipeline)")
+    p.add_argument("--metadata-only", action="store_true",
+                   help="the sheet describes samples only (no fastq_1/fastq_2/strandedness), as `cfrna de` on a "
+                        "counts table made elsewhere takes it")
     p.add_argument("--threads", type=int, default=1, help="unused; accepted for uniformity")
 
 
@@ -63,10 +66,14 @@ def write_normalized(sheet: SampleSheet, path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    sheet = read_samplesheet(args.samplesheet)
+    sheet = read_samplesheet(args.samplesheet, check_files=not args.metadata_only)
     n_pe = sum(s.paired for s in sheet.samples)
-    print(f"samplesheet OK: {len(sheet.samples)} samples ({n_pe} paired-end, "
-          f"{len(sheet.samples) - n_pe} single-end), {len({s.patient_id for s in sheet.samples})} patients")
+    n_patients = len({s.patient_id for s in sheet.samples})
+    if args.metadata_only:
+        print(f"samplesheet OK: {len(sheet.samples)} samples (metadata only), {n_patients} patients")
+    else:
+        print(f"samplesheet OK: {len(sheet.samples)} samples ({n_pe} paired-end, "
+              f"{len(sheet.samples) - n_pe} single-end), {n_patients} patients")
     for w in sheet.warnings:
         print(f"warning: {w}")
     if args.fasta and not args.gtf:

@@ -2,6 +2,13 @@
 
 Every problem raises :class:`~cfrna.errors.ConfigError` with ``file:line`` and the column, so the
 user can fix the sheet. Relative FASTQ paths are resolved against the samplesheet's folder.
+
+Two rules keep sheet columns and computed columns apart and sample ids usable everywhere:
+
+- a sheet column may not be named like a column cfrna computes (:func:`check_column_name`: the QC
+  metric names, ``status``, ``reasons``, ``excluded``, ``paired``, ...; any ``qc_*`` or ``*_status``);
+- a sample id is 1-100 characters of ``[A-Za-z0-9_.-]`` not starting with ``.`` or ``-``
+  (:func:`check_sample_id`, also used by the stage commands for ``--sample``).
 """
 
 from __future__ import annotations
@@ -11,18 +18,30 @@ import io
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from cfrna._resources import asset_path
-from cfrna.errors import ConfigError
+from cfrna.errors import ConfigError, InputFormatError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("sample", "patient_id", "visit_month", "arm", "flare", "fastq_1", "fastq_2", "strandedness")
+#: columns a metadata-only sheet (``cfrna de``/``pathways``/``report`` on counts made elsewhere) may leave out
+FASTQ_COLUMNS = ("fastq_1", "fastq_2", "strandedness")
+METADATA_COLUMNS = tuple(c for c in REQUIRED_COLUMNS if c not in FASTQ_COLUMNS)
+#: columns cfrna adds to the sample tables (qc_summary.tsv, matrix/samples.tsv, the AnnData obs)
+COMPUTED_COLUMNS = frozenset({"status", "reasons", "excluded", "paired", "has_counts", "size_factor",
+                              "error", "missing_inputs", "checks", "thresholds"})
+RESERVED_PREFIXES = ("qc_",)
+RESERVED_SUFFIXES = ("_status",)
+SAMPLE_ID_MAX = 100
 
 
 @dataclass(frozen=True)
@@ -62,6 +81,8 @@ class SampleSheet:
 
     def to_frame(self) -> pd.DataFrame:
         """Metadata table indexed by sample (FASTQ paths excluded); extra columns typed when numeric."""
+        import pandas as pd
+
         rows = []
         for s in self.samples:
             rows.append({"sample": s.sample, "patient_id": s.patient_id, "visit_month": s.visit_month,
@@ -76,6 +97,49 @@ class SampleSheet:
             if num.notna().sum() == vals.notna().sum() and vals.notna().any():
                 df[col] = num
         return df
+
+
+def computed_columns() -> frozenset[str]:
+    """Every column name cfrna computes into a sample table (QC metrics included)."""
+    from cfrna.qc.metrics import METRICS
+
+    return COMPUTED_COLUMNS | frozenset(METRICS)
+
+
+def check_column_name(col: str, where: str) -> None:
+    """Refuse a samplesheet column that would collide with a computed column."""
+    why = None
+    if col in computed_columns():
+        why = "a column cfrna computes"
+    elif col.startswith(RESERVED_PREFIXES):
+        why = f"the {'/'.join(p + '*' for p in RESERVED_PREFIXES)} names are reserved for computed QC columns"
+    elif col.endswith(RESERVED_SUFFIXES):
+        why = f"the {'/'.join('*' + p for p in RESERVED_SUFFIXES)} names are reserved for computed QC decisions"
+    if why:
+        raise ConfigError(f"column '{col}' is reserved ({why})", where=where,
+                          hint=f"rename it, e.g. to 'sheet_{col.removeprefix('qc_')}' (docs/usage.md)")
+
+
+def check_sample_id(sample: str, outdir: str | os.PathLike | None = None, *, option: str = "--sample") -> str:
+    """Refuse a sample id that a stage or a file system cannot take; return it.
+
+    The rule of ``assets/schema_input.json``: 1-100 characters of letters, digits, ``_``, ``.`` and ``-``,
+    not starting with ``.`` or ``-``. With ``outdir``, also check that ``<outdir>/<sample>.*`` stays
+    inside ``outdir``.
+    """
+    prop = input_schema()["items"]["properties"]["sample"]
+    shown = sample if len(sample) <= 40 else sample[:40] + f"... ({len(sample)} characters)"
+    if not isinstance(sample, str) or not sample or len(sample) > int(prop.get("maxLength", SAMPLE_ID_MAX)) \
+            or not re.fullmatch(prop["pattern"], sample):
+        raise ConfigError(f"{option} {shown!r}: {prop['errorMessage']}",
+                          hint="rename the sample in the samplesheet")
+    if outdir is not None:
+        root = Path(outdir).resolve()
+        target = (root / f"{sample}.x").resolve()
+        if target.parent != root:
+            raise ConfigError(f"{option} {shown!r} would write outside --outdir {outdir}",
+                              hint="sample ids may not contain path separators")
+    return sample
 
 
 @cache
@@ -105,17 +169,25 @@ def _check_value(col: str, value, prop: dict, where: str) -> None:
         jsonschema.validate(value, {k: v for k, v in prop.items() if k not in ("meta", "exists", "format")})
     except jsonschema.ValidationError:
         msg = prop.get("errorMessage", f"invalid value for {col}")
-        raise ConfigError(f"column '{col}': {msg}; found {value!r}", where=where) from None
+        shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + f"... ({len(value)} characters)"
+        raise ConfigError(f"column '{col}': {msg}; found {shown!r}", where=where) from None
 
 
-def read_samplesheet(path: str | os.PathLike, *, check_files: bool = True) -> SampleSheet:
+def read_samplesheet(path: str | os.PathLike, *, check_files: bool = True,
+                     require_fastq: bool | None = None) -> SampleSheet:
     """Parse and validate a samplesheet CSV.
 
-    Checks the header (required columns present, no duplicate or empty names), every row against
-    the schema, unique sample ids, that FASTQ files exist and are readable (``check_files``) and
-    that R1 and R2 differ. A patient with both paired and single-end samples is allowed and
-    reported in ``warnings``.
+    Checks the header (required columns present, no duplicate or empty names, no column named like a
+    computed column), every row against the schema, unique sample ids, that FASTQ files exist and are
+    readable (``check_files``) and that R1 and R2 differ. A patient with both paired and single-end
+    samples is allowed and reported in ``warnings``.
+
+    ``require_fastq`` (default: ``check_files``): when False the sheet may be metadata only (no
+    ``fastq_1``, ``fastq_2``, ``strandedness`` columns), as for ``cfrna de`` on counts made elsewhere;
+    such samples have ``fastq_1 == ""`` and ``strandedness == ""``.
     """
+    if require_fastq is None:
+        require_fastq = check_files
     path = Path(path)
     text = _read_text(path)
     if not text.strip():
@@ -129,10 +201,17 @@ def read_samplesheet(path: str | os.PathLike, *, check_files: bool = True) -> Sa
     dup = sorted({h for h in header if header.count(h) > 1})
     if dup:
         raise ConfigError(f"duplicate column(s) in header: {', '.join(dup)}", where=where_h)
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    metadata_only = not require_fastq and "fastq_1" not in header
+    required = METADATA_COLUMNS if metadata_only else REQUIRED_COLUMNS
+    missing = [c for c in required if c not in header]
     if missing:
         raise ConfigError(f"missing required column(s): {', '.join(missing)}", where=where_h,
-                          hint=f"the header must contain {','.join(REQUIRED_COLUMNS)}")
+                          hint=f"the header must contain {','.join(required)}"
+                               + ("" if require_fastq else f" (or only {','.join(METADATA_COLUMNS)} for DE on "
+                                                           "an existing counts table)"))
+    for col in header:
+        if col not in REQUIRED_COLUMNS:
+            check_column_name(col, where_h)
     props = input_schema()["items"]["properties"]
     base = path.parent
     samples: list[Sample] = []
@@ -145,7 +224,9 @@ def read_samplesheet(path: str | os.PathLike, *, check_files: bool = True) -> Sa
             raise ConfigError(f"row has {len(row)} fields but the header has {len(header)}", where=where,
                               hint="check for missing or extra commas")
         rec = {h: v.strip() for h, v in zip(header, row, strict=True)}
-        for col in REQUIRED_COLUMNS:
+        if metadata_only:
+            rec.update({"fastq_1": "", "fastq_2": "", "strandedness": rec.get("strandedness", "")})
+        for col in required:
             value: object = rec[col]
             if col == "visit_month":
                 try:
@@ -159,7 +240,7 @@ def read_samplesheet(path: str | os.PathLike, *, check_files: bool = True) -> Sa
             raise ConfigError(f"duplicate sample id '{sid}' (first on line {seen[sid]})", where=where,
                               hint="sample ids must be unique")
         seen[sid] = lineno
-        fq1 = _resolve(base, rec["fastq_1"])
+        fq1 = _resolve(base, rec["fastq_1"]) if rec["fastq_1"] else ""
         fq2 = _resolve(base, rec["fastq_2"]) if rec["fastq_2"] else None
         if check_files:
             for col, fq in (("fastq_1", fq1), ("fastq_2", fq2)):
@@ -169,8 +250,10 @@ def read_samplesheet(path: str | os.PathLike, *, check_files: bool = True) -> Sa
                     raise ConfigError(f"column '{col}': file not found: {rec[col]}", where=where,
                                       hint="fix the path (relative paths are read from the samplesheet's folder)")
                 if not os.access(fq, os.R_OK):
-                    raise ConfigError(f"column '{col}': file not readable: {rec[col]}", where=where)
-        if fq2 is not None and os.path.abspath(fq1) == os.path.abspath(fq2):
+                    # exists but cannot be read: a data problem (exit 1), as an unreadable GTF or FASTA
+                    raise InputFormatError(f"column '{col}': file not readable: {rec[col]}", where=where,
+                                           hint="check the file's permissions")
+        if fq2 is not None and fq1 and os.path.abspath(fq1) == os.path.abspath(fq2):
             raise ConfigError("fastq_1 and fastq_2 are the same file", where=where)
         extra = {h: rec[h] for h in header if h not in REQUIRED_COLUMNS}
         samples.append(Sample(sample=sid, patient_id=rec["patient_id"], visit_month=float(rec["visit_month"]),

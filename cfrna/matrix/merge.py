@@ -33,29 +33,13 @@ def read_sample_counts(path: str | os.PathLike) -> pd.Series:
 
 
 def read_counts_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a gene x sample counts table (first column gene_id; .tsv, .csv or .gz)."""
-    path = str(path)
-    sep = "," if path.removesuffix(".gz").endswith(".csv") else "\t"
-    try:
-        df = pd.read_csv(path, sep=sep, index_col=0)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise InputFormatError(f"not a counts table ({exc})", where=path) from None
-    df.index = df.index.astype(str)
-    df.index.name = "gene_id"
-    if df.shape[1] == 0:
-        raise InputFormatError("counts table has no sample columns", where=path,
-                               hint="first column gene_id, then one column per sample")
-    bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
-    if bad:
-        raise InputFormatError(f"non-numeric values in sample column(s) {', '.join(map(str, bad[:5]))}", where=path)
-    if df.index.duplicated().any():
-        dup = df.index[df.index.duplicated()][0]
-        raise InputFormatError(f"duplicate gene id {dup!r}", where=path)
-    if (df.to_numpy() < 0).any():
-        raise InputFormatError("negative counts", where=path)
-    return df
+    """Read a gene x sample counts table: cfrna, featureCounts or nf-core/rnaseq layout.
+
+    See :func:`cfrna.io.tables.read_gene_matrix` (first column gene_id; .tsv, .csv, .txt or .gz).
+    """
+    from cfrna.io.tables import read_gene_matrix
+
+    return read_gene_matrix(path)
 
 
 def _qc_table(qc_summary: str | os.PathLike | None) -> pd.DataFrame | None:

@@ -96,6 +96,33 @@ def _read_matrix(path: Path) -> pd.DataFrame:
     return df
 
 
+def de_contrast_ids(de_dir: str | os.PathLike) -> list[str]:
+    """The contrasts of a ``cfrna de`` run, in its order: the ``contrast`` column of ``design.tsv``.
+
+    Read from what that run declared, not from a listing of the folder: a ``<id>.deseq2.tsv`` left by an
+    older run into the same folder is not picked up. Raises ConfigError when ``design.tsv`` or a table it
+    lists is missing.
+    """
+    de_dir = Path(de_dir)
+    design = de_dir / "design.tsv"
+    if not design.is_file():
+        raise ConfigError("no <contrast>.deseq2.tsv files listed: design.tsv not found", where=str(de_dir),
+                          hint="run `cfrna de` first")
+    try:
+        ids = pd.read_csv(design, sep="\t", dtype=str)["contrast"].dropna().tolist()
+    except (KeyError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputFormatError(f"not a cfrna de design table ({type(exc).__name__}: {exc})", where=str(design),
+                               hint="rerun `cfrna de`") from None
+    if not ids:
+        raise ConfigError("no <contrast>.deseq2.tsv files: design.tsv lists no contrast", where=str(design),
+                          hint="rerun `cfrna de`")
+    for cid in ids:
+        if not (de_dir / f"{cid}.deseq2.tsv").is_file():
+            raise ConfigError(f"contrast {cid}: {cid}.deseq2.tsv listed in design.tsv but missing", where=str(de_dir),
+                              hint="rerun `cfrna de`")
+    return ids
+
+
 def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdir: str | os.PathLike, *,
                  gene_sets: Sequence[str | os.PathLike] | None = None, samplesheet: str | os.PathLike | None = None,
                  samples_table: str | os.PathLike | None = None,
@@ -106,7 +133,8 @@ def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdi
     Parameters
     ----------
     de_dir : path-like
-        ``O/de`` with ``<contrast>.deseq2.tsv``, ``vst.tsv``, ``normalized_counts.tsv``, ``design.tsv``.
+        ``O/de`` with ``design.tsv`` (its ``contrast`` column says which ``<contrast>.deseq2.tsv`` to use),
+        ``vst.tsv``, ``normalized_counts.tsv``.
     gtf : path-like or None
         GTF for gene_id -> symbol (else the DE tables' ``gene_name``).
     outdir : path-like
@@ -133,15 +161,13 @@ def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdi
     Raises
     ------
     ConfigError
-        No DE tables in ``de_dir``.
+        No ``design.tsv`` in ``de_dir``, or a DE table it lists is missing.
     InputFormatError
         A GMT file none of whose genes is present in the data (names the file), a bad GMT.
     """
     de_dir, outdir = Path(de_dir), Path(outdir)
-    tables = {p.name.removesuffix(".deseq2.tsv"): pd.read_csv(p, sep="\t", dtype={"gene_id": str, "gene_name": str})
-              for p in sorted(de_dir.glob("*.deseq2.tsv"))}
-    if not tables:
-        raise ConfigError("no <contrast>.deseq2.tsv files", where=str(de_dir), hint="run `cfrna de` first")
+    tables = {cid: pd.read_csv(de_dir / f"{cid}.deseq2.tsv", sep="\t", dtype={"gene_id": str, "gene_name": str})
+              for cid in de_contrast_ids(de_dir)}
     symbols = _symbols(gtf, tables)
     universe: set[str] = set()
     for t in tables.values():
@@ -248,4 +274,4 @@ def _baseline_samples(columns: list[str], samplesheet, samples_table) -> list[st
     return [s for s in columns if s in keep and s in df.index and df.loc[s, "flare"] == "no_flare"]
 
 
-__all__ = ["ranking", "prerank", "run_pathways"]
+__all__ = ["de_contrast_ids", "ranking", "prerank", "run_pathways"]

@@ -18,16 +18,17 @@ def add_run_arguments(p: argparse.ArgumentParser, *, inputs_required: bool = Tru
         p.add_argument("--gene-sets", nargs="+", default=[], metavar="GMT",
                        help="GMT files for GSEA (default: the curated sets in assets/genesets)")
     p.add_argument("--aligner", choices=("mappy", "star"), default="mappy", help="aligner (default: mappy)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPUs to use (default: all)")
-    p.add_argument("--jobs", type=int, help="samples processed at once (default: min(threads, samples))")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPUs to use, >= 1 (default: all)")
+    p.add_argument("--jobs", type=int, help="samples processed at once, >= 1 (default: min(threads, samples))")
     p.add_argument("--resume", action="store_true", help="skip steps whose outputs and inputs are unchanged")
     p.add_argument("--keep-failed", action="store_true", help="keep QC-failed samples in DE")
     p.add_argument("--index-dir", help="aligner index cache (default: $CFRNA_INDEX_CACHE or ~/.cache/cfrna/index)")
     p.add_argument("--skip-trim", action="store_true", help="align the raw FASTQ (no adapter/quality trimming)")
-    p.add_argument("--min-mapq", type=int, default=0, help="minimum MAPQ for counting (default: 0)")
+    p.add_argument("--min-mapq", type=int, default=0, help="minimum MAPQ for counting, 0-255 (default: 0)")
     p.add_argument("--star-two-pass", action="store_true", help="STAR two-pass mode")
     p.add_argument("--qc-thresholds", help="YAML/JSON file overriding QC thresholds (docs/qc.md)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress (default: bars on a terminal, one line per finished step otherwise)")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -39,7 +40,7 @@ def options_from_args(args: argparse.Namespace, **override) -> RunOptions:
         "samplesheet": getattr(args, "samplesheet", None), "fasta": getattr(args, "fasta", None),
         "gtf": getattr(args, "gtf", None), "outdir": getattr(args, "outdir", None),
         "contrasts": getattr(args, "contrasts", None), "gene_sets": list(getattr(args, "gene_sets", []) or []),
-        "aligner": args.aligner, "threads": max(1, args.threads), "jobs": args.jobs, "resume": args.resume,
+        "aligner": args.aligner, "threads": args.threads, "jobs": args.jobs, "resume": args.resume,
         "keep_failed": args.keep_failed, "index_dir": args.index_dir, "skip_trim": args.skip_trim,
         "min_mapq": args.min_mapq, "star_two_pass": args.star_two_pass, "qc_thresholds": args.qc_thresholds,
         "progress": not args.no_progress,

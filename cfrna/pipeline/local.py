@@ -1,21 +1,34 @@
 """``cfrna run``: the whole workflow in-process, with the output tree of the Nextflow pipeline.
 
-Order: validate -> index -> per sample (trim -> align -> count, each sample in its own worker
-process so a crash loses only that sample) -> qc -> matrix -> de -> pathways -> report.
+Order: check every parameter and input -> lock the output folder -> sweep what a killed run left ->
+index -> per sample (trim -> align -> count, each sample in its own worker process so a crash loses
+only that sample) -> manifest, retire stale outputs -> qc -> matrix -> de -> pathways -> report.
 A sample whose stage fails is recorded with its reason and excluded; the run goes on and says so.
+
+What a run produces is defined by this run's inputs: ``pipeline_info/manifest.json`` lists the samples
+(ok and failed) and contrasts of this run; outputs of samples or contrasts that are not part of it (an
+older run into the same folder) are moved to ``obsolete/`` with a log line before the cohort stages
+run, so no stage can pick them up (docs/usage.md, "Reruns").
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import json
 import logging
 import multiprocessing as mp
 import os
+import shutil
+import socket
+import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cfrna.errors import CfrnaError, ConfigError, EmptyResultError
+from cfrna.errors import CfrnaError, ConfigError, EmptyResultError, InputFormatError, ToolMissingError
 from cfrna.io.atomic import write_json, write_table
 from cfrna.pipeline import provenance
 from cfrna.pipeline.cache import StepCache
@@ -56,6 +69,377 @@ class RunOptions:
         return d
 
 
+# ----------------------------------------------------------------------------- checks before any work
+
+#: temporary names a killed run can leave: atomic writes (``.<name>.XXXX.tmp``), the aligner's work
+#: folder (``.<sample>.align.XXXX``) and the BAM sort folder (``.<sample>.bam.sort.XXXX``)
+_TEMP_MARKERS = (".align.", ".sort.")
+LOCK_NAME = ".cfrna.lock"
+
+
+def preflight(opts: RunOptions):
+    """Check every run parameter and input before any sample work; one line per problem.
+
+    Returns the parsed samplesheet and the contrast ids (empty without ``--contrasts``). A path that
+    does not exist is a configuration error (exit 2); a file that exists but cannot be read or parsed
+    is a data error (exit 1).
+    """
+    from cfrna.io._validate_cli import check_reference, contrast_counts
+    from cfrna.io.samplesheet import read_samplesheet
+
+    out = Path(opts.outdir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--outdir {opts.outdir}: File exists and is not a folder",
+                          hint="give a folder path (it is created if missing)")
+    if not isinstance(opts.threads, int) or opts.threads < 1:
+        raise ConfigError(f"--threads must be an integer >= 1, got {opts.threads}")
+    if opts.jobs is not None and (not isinstance(opts.jobs, int) or opts.jobs < 1):
+        raise ConfigError(f"--jobs must be an integer >= 1, got {opts.jobs}",
+                          hint="leave it out for min(threads, samples)")
+    if not isinstance(opts.min_mapq, int) or not 0 <= opts.min_mapq <= 255:
+        raise ConfigError(f"--min-mapq must be between 0 and 255 (the BAM MAPQ range), got {opts.min_mapq}")
+    if opts.aligner not in ("mappy", "star"):
+        raise ConfigError(f"unknown aligner {opts.aligner!r}", where="--aligner", hint="use mappy or star")
+    if opts.aligner == "star" and shutil.which("STAR") is None:
+        raise ToolMissingError("--aligner star needs STAR on the PATH", hint="install STAR or use --aligner mappy")
+    if opts.index_dir and Path(opts.index_dir).exists() and not Path(opts.index_dir).is_dir():
+        raise ConfigError(f"--index-dir {opts.index_dir}: File exists and is not a folder")
+    for flag, f in (("--samplesheet", opts.samplesheet), ("--fasta", opts.fasta), ("--gtf", opts.gtf),
+                    ("--contrasts", opts.contrasts), ("--qc-thresholds", opts.qc_thresholds),
+                    *(("--gene-sets", g) for g in opts.gene_sets)):
+        if f:
+            _check_input_file(flag, f)
+    from cfrna.qc.filters import load_thresholds
+
+    load_thresholds(opts.qc_thresholds)
+    from cfrna.pathways.gmt import default_gmt_paths, read_gmt
+
+    gmts = [Path(g) for g in opts.gene_sets] if opts.gene_sets else default_gmt_paths()
+    if not gmts:
+        raise ToolMissingError("no gene-set files in assets/genesets", hint="reinstall cfrna or give --gene-sets")
+    for g in gmts:
+        if not read_gmt(g):
+            raise InputFormatError("gene-set file has no gene sets", where=str(g), hint="check --gene-sets")
+    _check_report_assets()
+    sheet = read_samplesheet(opts.samplesheet)
+    check_reference(opts.gtf, opts.fasta)
+    contrast_ids: list[str] = []
+    if opts.contrasts:
+        for cid, sizes in contrast_counts(sheet, opts.contrasts):
+            log.info("contrast %s: %s", cid, ", ".join(f"{k}={v}" for k, v in sizes.items()))
+            contrast_ids.append(cid)
+    return sheet, contrast_ids
+
+
+def _check_input_file(flag: str, f: str) -> None:
+    p = Path(f)
+    if not p.exists():
+        raise ConfigError(f"{flag} {f}: file not found", hint="check the path")
+    if p.is_dir():
+        raise ConfigError(f"{flag} {f}: is a folder, not a file", hint="check the path")
+    if not os.access(p, os.R_OK):
+        raise InputFormatError(f"{flag} {f}: file not readable", hint="check the file's permissions")
+
+
+def _check_report_assets() -> None:
+    """The report's template and vendored libraries, and the samplesheet schema, are installed."""
+    from cfrna._resources import asset_path
+    from cfrna.report.html import TEMPLATES, vendor_dir
+
+    vendor_dir()
+    if not (TEMPLATES / "report.html").is_file():
+        raise ToolMissingError("report template missing", where=str(TEMPLATES / "report.html"),
+                               hint="reinstall cfrna (the package is incomplete)")
+    try:
+        asset_path("schema_input.json")
+    except FileNotFoundError as exc:
+        raise ToolMissingError(str(exc), hint="reinstall cfrna (the package is incomplete)") from None
+
+
+# ----------------------------------------------------------------------------- the output folder
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class OutdirLock:
+    """An exclusive lock on an output folder: ``<outdir>/.cfrna.lock`` with host, pid and start time.
+
+    Taken atomically with ``flock`` on the lock file (the kernel drops it when the holder dies, so a lock
+    left by a killed run on this host is taken over, with a warning naming it); released on exit. A
+    second run into the same folder gets a one-line :class:`~cfrna.errors.ConfigError` naming the holder.
+    A lock file written on another host whose holder cannot be checked is not taken over.
+    """
+
+    def __init__(self, outdir: str | os.PathLike):
+        self.path = Path(outdir) / LOCK_NAME
+        self.fd: int | None = None
+
+    def _holder(self) -> dict:
+        try:
+            return json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            return {}
+
+    @staticmethod
+    def describe(h: dict) -> str:
+        return (f"host {h.get('host', '?')}, pid {h.get('pid', '?')}, "
+                f"started {h.get('started', '?')}")
+
+    def acquire(self) -> OutdirLock:
+        for _ in range(20):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                raise ConfigError(f"output folder is in use by another cfrna run ({self.describe(self._holder())})",
+                                  where=str(self.path.parent),
+                                  hint="wait for it to finish or use another --outdir") from None
+            try:
+                same = os.fstat(fd).st_ino == self.path.stat().st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the previous holder removed the file between our open and flock: retry
+                os.close(fd)
+                continue
+            old = self._holder()
+            if old:
+                host = socket.gethostname()
+                if old.get("host") != host and old.get("host"):
+                    os.close(fd)
+                    raise ConfigError(f"output folder is locked by a run on another host ({self.describe(old)})",
+                                      where=str(self.path.parent),
+                                      hint=f"if that run is dead, delete {self.path}")
+                if old.get("pid") not in (None, os.getpid()) and _pid_alive(int(old["pid"])):
+                    # the file lock is free but its writer still runs: a file system without flock
+                    os.close(fd)
+                    raise ConfigError(f"output folder is in use by another cfrna run ({self.describe(old)})",
+                                      where=str(self.path.parent),
+                                      hint=f"wait for it to finish, or delete {self.path} if it is not a cfrna run")
+                log.warning("taking over a stale lock of a run that is no longer running (%s)", self.describe(old))
+            me = {"host": socket.gethostname(), "pid": os.getpid(),
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
+            self.fd = fd
+            return self
+        raise ConfigError("could not lock the output folder (it keeps changing)", where=str(self.path.parent))
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> OutdirLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> bool:
+        self.release()
+        return False
+
+
+def sweep_temporary(out: Path) -> list[str]:
+    """Remove the temporary files and folders a killed run left in ``out``; return their paths.
+
+    Called with the folder locked, so nothing in it is being written. ``obsolete/`` is left alone.
+    """
+    removed = []
+    for root, dirs, files in os.walk(out):
+        rel_root = Path(root).relative_to(out)
+        if rel_root.parts[:1] == ("obsolete",):
+            dirs[:] = []
+            continue
+        for name in list(dirs):
+            if name.startswith(".") and any(m in name for m in _TEMP_MARKERS):
+                shutil.rmtree(Path(root) / name, ignore_errors=True)
+                dirs.remove(name)
+                removed.append(str(rel_root / name))
+        for name in files:
+            if name.startswith(".") and (name.endswith(".tmp") or any(m in name for m in _TEMP_MARKERS)):
+                (Path(root) / name).unlink(missing_ok=True)
+                removed.append(str(rel_root / name))
+    shutil.rmtree(out / "pipeline_info" / ".results", ignore_errors=True)
+    if removed:
+        log.warning("removed %d temporary file(s) left by an interrupted run: %s", len(removed),
+                    ", ".join(removed[:5]) + (" …" if len(removed) > 5 else ""))
+    return removed
+
+
+#: per-sample output names (suffix after the sample id), longest first; see :func:`_paths`
+_SAMPLE_SUFFIXES = sorted({".trim.json", "_1.trimmed.fastq.gz", "_2.trimmed.fastq.gz", ".bam", ".bam.bai", ".align.json",
+                           ".counts.tsv", ".counts.tsv.summary", ".counts.tsv.stats.json"}, key=len, reverse=True)
+_SAMPLE_DIRS = ("trimmed", "alignment", "counts")
+_CONTRAST_FILES = {"de": (".deseq2.tsv", ".sensitivity.tsv"), "pathways": (".gsea.tsv",)}
+
+
+def _owner(name: str, known: list[str]) -> str | None:
+    for suffix in _SAMPLE_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    for sid in known:  # longest first: other per-sample files named <sample>.<anything>
+        if name.startswith((f"{sid}.", f"{sid}_")):
+            return sid
+    return None
+
+
+def _move_obsolete(out: Path, files: list[Path], why: str) -> None:
+    for f in files:
+        dest = out / "obsolete" / f.relative_to(out)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_dir():
+            shutil.rmtree(dest)
+        os.replace(f, dest)
+    log.warning("%s: %d file(s) moved to obsolete/ (%s)", why, len(files),
+                ", ".join(str(f.relative_to(out)) for f in files[:4]) + (" …" if len(files) > 4 else ""))
+
+
+def retire_samples(out: Path, sheet_ids: list[str], ok: list[str], failed: dict[str, str],
+                   previous: list[str]) -> dict[str, list[str]]:
+    """Move outputs of samples that are not part of this run's result to ``obsolete/``.
+
+    A sample's trim/align/count outputs stay only if it is in this run's samplesheet and did not fail;
+    ``qc/<sample>.qc.json`` stays for every sample of the sheet (QC rewrites them). Returns
+    ``{sample: [moved files]}``.
+    """
+    keep = set(ok)
+    in_sheet = set(sheet_ids)
+    known = sorted(set(sheet_ids) | set(previous), key=len, reverse=True)
+    by_sample: dict[str, list[Path]] = {}
+    for d in _SAMPLE_DIRS:
+        folder = out / d
+        if not folder.is_dir():
+            continue
+        for f in sorted(folder.iterdir()):
+            if f.name.startswith("."):
+                continue
+            sid = _owner(f.name, known)
+            if sid is None or sid in keep:
+                continue
+            by_sample.setdefault(sid, []).append(f)
+    qc = out / "qc"
+    if qc.is_dir():
+        for f in sorted(qc.glob("*.qc.json")):
+            sid = f.name.removesuffix(".qc.json")
+            if sid not in in_sheet:
+                by_sample.setdefault(sid, []).append(f)
+    for sid, files in sorted(by_sample.items()):
+        if sid in failed:
+            why = f"sample {sid} failed in this run; outputs of an earlier run"
+        else:
+            why = f"sample {sid} is not in this run's samplesheet"
+        _move_obsolete(out, files, why)
+    return {sid: [str(f.relative_to(out)) for f in files] for sid, files in by_sample.items()}
+
+
+def retire_contrasts(out: Path, contrast_ids: list[str]) -> dict[str, list[str]]:
+    """Move DE and pathway tables of contrasts that are not in this run's contrasts to ``obsolete/``.
+
+    Without contrasts, the whole ``de/`` and ``pathways/`` folders of an earlier run are retired.
+    """
+    keep = set(contrast_ids)
+    moved: dict[str, list[Path]] = {}
+    for d, suffixes in _CONTRAST_FILES.items():
+        folder = out / d
+        if not folder.is_dir():
+            continue
+        for f in sorted(folder.iterdir()):
+            if f.name.startswith("."):
+                continue
+            if not contrast_ids:
+                moved.setdefault("", []).append(f)
+                continue
+            cid = next((f.name[: -len(s)] for s in suffixes if f.name.endswith(s)), None)
+            if cid is not None and cid not in keep:
+                moved.setdefault(cid, []).append(f)
+    for cid, files in sorted(moved.items()):
+        why = (f"contrast {cid} is not in this run's contrasts" if cid
+               else "this run has no --contrasts; DE and pathway results of an earlier run")
+        _move_obsolete(out, files, why)
+    return {cid: [str(f.relative_to(out)) for f in files] for cid, files in moved.items()}
+
+
+def read_manifest(out: Path) -> dict:
+    """``pipeline_info/manifest.json`` of the run that last wrote ``out`` ({} when absent)."""
+    try:
+        return json.loads((out / "pipeline_info" / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _previous_samples(manifest: dict) -> list[str]:
+    s = manifest.get("samples", {})
+    return [*s.get("ok", []), *s.get("failed", {})]
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+class RunProgress:
+    """Progress of a run: rich bars on a terminal, one line per finished step otherwise, or nothing.
+
+    The line mode follows Nextflow's ANSI-off log: ``[align] s03 completed (4/6, 3.2 s)``.
+    """
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self.totals: dict[str, int] = {}
+        self.done: dict[str, int] = {}
+        self._rich = None
+        self._tasks: dict[str, object] = {}
+
+    def __enter__(self) -> RunProgress:
+        if self.mode == "rich":
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._rich = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+            self._rich.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self._rich is not None:
+            self._rich.__exit__(*exc)
+        return False
+
+    def stage(self, name: str, total: int) -> None:
+        self.totals[name] = total
+        self.done[name] = 0
+        if self._rich is not None:
+            self._tasks[name] = self._rich.add_task(name, total=total)
+
+    def finished(self, name: str, item: str = "", status: str = "COMPLETED", seconds: float = 0.0) -> None:
+        if name not in self.totals:
+            return
+        self.done[name] += 1
+        if self._rich is not None:
+            self._rich.advance(self._tasks[name])
+        elif self.mode == "lines":
+            what = f" {item}" if item else ""
+            print(f"[{name}]{what} {status.lower()} ({self.done[name]}/{self.totals[name]}, {seconds:.1f} s)",
+                  file=sys.stderr, flush=True)
+
+
+def progress_mode(enabled: bool) -> str:
+    """``rich`` when stderr is a terminal, ``lines`` when not (CI, batch logs), ``off`` when disabled."""
+    if not enabled:
+        return "off"
+    return "rich" if sys.stderr.isatty() else "lines"
+
+
 # ----------------------------------------------------------------------------- per-sample work
 
 
@@ -74,8 +458,11 @@ def _paths(outdir: Path, sid: str) -> dict[str, Path]:
 
 
 def process_sample(opts: RunOptions, sample, index_path: str | None, threads: int,
-                   cache: StepCache) -> list[dict]:
-    """trim -> align -> count for one sample; returns trace records. Raises on failure."""
+                   cache: StepCache, on_step=None) -> list[dict]:
+    """trim -> align -> count for one sample; returns trace records. Raises on failure.
+
+    ``on_step(record)`` is called with each step's trace record when the step is done.
+    """
     from cfrna.align import run_align
     from cfrna.count import run_count, strandedness_from
     from cfrna.trim import run_trim
@@ -86,6 +473,8 @@ def process_sample(opts: RunOptions, sample, index_path: str | None, threads: in
 
     def step(name: str, inputs: list, params: dict, outputs: list, fn) -> None:
         cache.run_step(name, sample.sample, inputs, params, outputs, fn, trace)
+        if on_step is not None:
+            on_step(trace[-1])
 
     if opts.skip_trim:
         r1, r2 = sample.fastq_1, sample.fastq_2
@@ -113,8 +502,11 @@ def process_sample(opts: RunOptions, sample, index_path: str | None, threads: in
     return trace
 
 
-def _worker(opts: RunOptions, sample, index_path, threads: int, result_path: str) -> None:
-    """Worker-process entry: run one sample, write its result JSON (ok or error)."""
+def _worker(opts: RunOptions, sample, index_path, threads: int, result_path: str, conn=None) -> None:
+    """Worker-process entry: run one sample, write its result JSON (ok or error).
+
+    ``conn`` (a pipe's write end) receives each finished step's trace record, for the progress lines.
+    """
     log_path = Path(opts.outdir) / "pipeline_info" / "logs" / f"{sample.sample}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_path, mode="a")
@@ -124,14 +516,14 @@ def _worker(opts: RunOptions, sample, index_path, threads: int, result_path: str
     root.setLevel(logging.INFO)
     root.propagate = False
     cache = StepCache(opts.outdir, enabled=True)
-    # fault injection for the reliability tests: CFRNA_FAULT_INJECT=kill:<sample> kills this worker
-    # the way the kernel's OOM killer would, before it writes anything
-    if os.environ.get("CFRNA_FAULT_INJECT") == f"kill:{sample.sample}":
-        import signal
 
-        os.kill(os.getpid(), signal.SIGKILL)
+    def on_step(rec: dict) -> None:
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.send(rec)
+
     try:
-        trace = process_sample(opts, sample, index_path, threads, cache)
+        trace = process_sample(opts, sample, index_path, threads, cache, on_step)
         write_json(result_path, {"ok": True, "trace": trace})
     except CfrnaError as exc:
         root.error("sample %s failed: %s", sample.sample, exc.one_line())
@@ -139,41 +531,60 @@ def _worker(opts: RunOptions, sample, index_path, threads: int, result_path: str
     except Exception as exc:  # a bug or an unexpected library error: record it for this sample only
         root.error("sample %s failed:\n%s", sample.sample, traceback.format_exc())
         write_json(result_path, {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"})
+    finally:
+        if conn is not None:
+            conn.close()
 
 
-def _run_samples(opts: RunOptions, samples, index_path, progress) -> tuple[list[dict], dict[str, str]]:
+def _run_samples(opts: RunOptions, samples, index_path, progress: RunProgress
+                 ) -> tuple[list[dict], dict[str, str]]:
     """Run samples in worker processes, at most ``jobs`` at once; return trace and errors."""
     n = len(samples)
-    jobs = opts.jobs or max(1, min(opts.threads, n))
+    if opts.jobs is not None and opts.jobs < 1:  # preflight refuses it; never loop for ever on it
+        raise ConfigError(f"--jobs must be >= 1, got {opts.jobs}")
+    jobs = min(opts.jobs or max(1, min(opts.threads, n)), n)
     threads_each = max(1, opts.threads // jobs)
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["cfrna.trim", "cfrna.align", "cfrna.count"])
     res_dir = Path(opts.outdir) / "pipeline_info" / ".results"
     res_dir.mkdir(parents=True, exist_ok=True)
     pending = list(samples)
-    running: dict[str, tuple[mp.Process, Path]] = {}
+    running: dict[str, tuple[mp.Process, Path, object]] = {}
     trace: list[dict] = []
     errors: dict[str, str] = {}
-    task = progress.add_task("samples (trim, align, count)", total=n) if progress else None
+    for stage in ("trim", "align", "count"):
+        if not (stage == "trim" and opts.skip_trim):
+            progress.stage(stage, n)
+    progress.stage("samples", n)
+
+    def drain(conn) -> None:
+        with contextlib.suppress(EOFError, OSError):
+            while conn.poll():
+                rec = conn.recv()
+                progress.finished(rec["step"], rec["sample"], rec["status"], rec["seconds"])
+
     try:
         while pending or running:
             while pending and len(running) < jobs:
                 s = pending.pop(0)
                 rp = res_dir / f"{s.sample}.json"
                 rp.unlink(missing_ok=True)
-                proc = ctx.Process(target=_worker, args=(opts, s, index_path, threads_each, str(rp)),
+                recv, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_worker, args=(opts, s, index_path, threads_each, str(rp), send),
                                    name=f"cfrna-{s.sample}")
                 proc.start()
-                running[s.sample] = (proc, rp)
+                send.close()
+                running[s.sample] = (proc, rp, recv)
             time.sleep(0.05)
-            for sid, (proc, rp) in list(running.items()):
+            for sid, (proc, rp, recv) in list(running.items()):
+                drain(recv)
                 if proc.is_alive():
                     continue
                 proc.join()
+                drain(recv)
+                recv.close()
                 del running[sid]
                 if rp.exists():
-                    import json
-
                     rec = json.loads(rp.read_text())
                     if rec["ok"]:
                         trace.extend(rec["trace"])
@@ -184,10 +595,10 @@ def _run_samples(opts: RunOptions, samples, index_path, progress) -> tuple[list[
                 if sid in errors:
                     log.warning("sample %s failed: %s", sid, errors[sid])
                     trace.append({"step": "sample", "sample": sid, "status": "FAILED", "seconds": 0.0})
-                if progress:
-                    progress.advance(task)
+                progress.finished("samples", sid, "FAILED" if sid in errors else "COMPLETED",
+                                  sum(r["seconds"] for r in trace if r.get("sample") == sid))
     finally:
-        for proc, _ in running.values():
+        for proc, _, _ in running.values():
             proc.kill()
     return trace, errors
 
@@ -196,66 +607,67 @@ def _run_samples(opts: RunOptions, samples, index_path, progress) -> tuple[list[
 
 
 def run_pipeline(opts: RunOptions) -> dict:
-    """Run every stage; returns a summary dict (paths, failed samples, trace)."""
-    from cfrna.io._validate_cli import check_reference, contrast_counts
-    from cfrna.io.samplesheet import read_samplesheet
-
+    """Run every stage; returns a summary dict (paths, failed samples, contrasts, trace)."""
+    # 1. every parameter and input checked before anything is written or any sample work starts
+    sheet, contrast_ids = preflight(opts)
     out = Path(opts.outdir)
     out.mkdir(parents=True, exist_ok=True)
+    with OutdirLock(out):
+        return _run_locked(opts, out, sheet, contrast_ids)
+
+
+def _run_locked(opts: RunOptions, out: Path, sheet, contrast_ids: list[str]) -> dict:
     info = out / "pipeline_info"
     info.mkdir(parents=True, exist_ok=True)
     file_handler = logging.FileHandler(info / "cfrna.log", mode="a")
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("cfrna").addHandler(file_handler)
     t_start = time.time()
+    errors: dict[str, str] = {}
     try:
-        # 1. validate everything before any work
-        if opts.aligner not in ("mappy", "star"):
-            raise ConfigError(f"unknown aligner {opts.aligner!r}", hint="use mappy or star")
-        sheet = read_samplesheet(opts.samplesheet)
-        check_reference(opts.gtf, opts.fasta)
-        if opts.contrasts:
-            for cid, sizes in contrast_counts(sheet, opts.contrasts):
-                log.info("contrast %s: %s", cid, ", ".join(f"{k}={v}" for k, v in sizes.items()))
-        for gs in opts.gene_sets:
-            if not Path(gs).is_file():
-                raise ConfigError(f"gene set file not found: {gs}", hint="check --gene-sets")
+        sweep_temporary(out)
+        previous = read_manifest(out)
         provenance.write_params(info / "params.json", opts.params())
         provenance.write_checksums(info / "input_checksums.tsv", opts, sheet)
         cache = StepCache(out, enabled=opts.resume)
         if not opts.resume:
             # a fresh run: forget stamps of an earlier run in the same folder
-            import shutil
-
             shutil.rmtree(info / ".stamps", ignore_errors=True)
 
-        with _progress(opts.progress) as progress:
+        with RunProgress(progress_mode(opts.progress)) as progress:
             trace: list[dict] = []
 
             def cohort_step(name: str, inputs: list, params: dict, outputs: list, fn) -> None:
-                def with_progress() -> None:
-                    task = progress.add_task(name, total=1) if progress else None
-                    fn()
-                    if progress:
-                        progress.advance(task)
-
-                cache.run_step(name, "", inputs, params, outputs, with_progress, trace)
+                progress.stage(name, 1)
+                cache.run_step(name, "", inputs, params, outputs, fn, trace)
+                progress.finished(name, "", trace[-1]["status"], trace[-1]["seconds"])
 
             # 2. index (content-addressed cache, shared across runs)
             from cfrna.align import build_index
 
             index_root = Path(opts.index_dir) if opts.index_dir else default_index_dir()
             t0 = time.time()
+            progress.stage("index", 1)
             index_path = str(build_index(opts.fasta, opts.gtf, index_root, aligner=opts.aligner,
                                          threads=opts.threads))
             trace.append({"step": "index", "sample": "", "status": "COMPLETED",
                           "seconds": round(time.time() - t0, 3)})
+            progress.finished("index", "", "COMPLETED", trace[-1]["seconds"])
 
             # 3. per sample
             # workers always honour stamps; without --resume the stamps were cleared above
             sample_trace, errors = _run_samples(opts, sheet.samples, index_path, progress)
             trace.extend(sample_trace)
             ok = [s for s in sheet.samples if s.sample not in errors]
+            # the manifest: what this run is made of; outputs of anything else leave the tree
+            write_json(info / "manifest.json", {
+                "samples": {"ok": [s.sample for s in ok], "failed": errors},
+                "contrasts": contrast_ids,
+                "samplesheet": Path(opts.samplesheet).name,
+                "contrasts_file": Path(opts.contrasts).name if opts.contrasts else None,
+            })
+            retire_samples(out, sheet.ids, [s.sample for s in ok], errors, _previous_samples(previous))
+            retire_contrasts(out, contrast_ids)
             if not ok:
                 raise EmptyResultError("every sample failed: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
             write_table(info / "sample_errors.tsv",
@@ -305,10 +717,12 @@ def run_pipeline(opts: RunOptions) -> dict:
             provenance.write_versions(info / "software_versions.yml", aligner=opts.aligner)
             from cfrna.report import run_report
 
+            progress.stage("report", 1)
             trace.append({"step": "report", "sample": "", "status": "COMPLETED", "seconds": 0.0})
             t0 = time.time()
             run_report(out)
             trace[-1]["seconds"] = round(time.time() - t0, 3)
+            progress.finished("report", "", "COMPLETED", trace[-1]["seconds"])
             provenance.write_trace(info / "execution_trace.tsv", trace)
     finally:
         logging.getLogger("cfrna").removeHandler(file_handler)
@@ -319,7 +733,7 @@ def run_pipeline(opts: RunOptions) -> dict:
                     "; ".join(f"{k}: {v}" for k, v in errors.items()))
     log.info("done in %.1f s: %s", elapsed, out / "report" / "index.html")
     return {"report": str(out / "report" / "index.html"), "failed": errors, "trace": trace,
-            "seconds": elapsed}
+            "contrasts": contrast_ids, "seconds": elapsed}
 
 
 def default_index_dir() -> Path:
@@ -334,21 +748,3 @@ def _frame(rows: list[dict], columns: list[str]):
     import pandas as pd
 
     return pd.DataFrame(rows, columns=columns)
-
-
-class _NullProgress:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _progress(enabled: bool):
-    if not enabled:
-        return _NullProgress()
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True), transient=False)
