@@ -11,10 +11,13 @@ PYTEST_ARGS ?=
 all: test
 
 $(BIN)/cfrna: pyproject.toml
+	@echo "make: first step, done once: creating $(VENV) and pip-installing cfrna with its dependencies"
+	@echo "make: (numba, pandas, pydeseq2, gseapy, MultiQC...; ~2 GB, typically 5-15 min depending on the network)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
+	@echo "make: environment ready: $(BIN)/cfrna"
 
 env: $(BIN)/cfrna
 

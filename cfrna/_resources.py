@@ -13,7 +13,8 @@ def asset_path(*parts: str) -> Path:
         p = root.joinpath(*parts)
         if p.exists():
             return p
-    raise FileNotFoundError(f"asset not found: {'/'.join(parts)}")
+    raise FileNotFoundError(f"asset not found: {'/'.join(parts)} (looked in {_PKG.parent / 'assets'} and "
+                            f"{_PKG / '_assets'}; reinstall cfrna or run from a complete source checkout)")
 
 
 def project_root() -> Path | None:

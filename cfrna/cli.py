@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         if args.debug:
             log.exception("error")
-        print(f"cfrna {args.command}: error: {exc.filename}: {exc.strerror} (check the path)", file=sys.stderr)
+        msg = f"{exc.filename}: {exc.strerror} (check the path)" if exc.filename else str(exc)
+        print(f"cfrna {args.command}: error: {msg}", file=sys.stderr)
         return 1
     except OSError as exc:
         if args.debug:

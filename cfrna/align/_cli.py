@@ -30,7 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cfrna.align import run_align
+    from cfrna.io.samplesheet import check_sample_id
 
+    check_sample_id(args.sample, args.outdir)
     res = run_align(args.sample, args.fastq_1, args.fastq_2, args.fasta, args.gtf, args.outdir,
                     aligner=args.aligner, index=args.index, threads=args.threads, strandedness=args.strandedness,
                     two_pass=args.star_two_pass, junctions=not args.no_junctions)

@@ -32,7 +32,10 @@ def run(args: argparse.Namespace) -> int:
     """Run the count stage; prints the summary line."""
     from cfrna._numba import no_blas_probe
     from cfrna.count import run_count, strandedness_from
+    from cfrna.io.samplesheet import check_sample_id
 
+    if args.sample is not None:
+        check_sample_id(args.sample)
     strandedness = args.strandedness or strandedness_from(args.strandedness_from)
     with no_blas_probe():  # the count kernels use no BLAS: skip numba's scipy.linalg import
         res = run_count(

@@ -32,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     if not 0 < args.alpha < 1:
         raise ConfigError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    from cfrna.io.samplesheet import read_samplesheet
+    from cfrna.io.tables import check_matrix_samples
+
+    check_matrix_samples(args.counts, read_samplesheet(args.samplesheet, check_files=False).ids)
     res = run_de(args.counts, args.samplesheet, args.contrasts, args.outdir, samples_table=args.samples_table,
                  keep_failed=args.keep_failed, threads=args.threads, min_count_filter=args.min_count_filter,
                  alpha=args.alpha, lfc_shrink=args.lfc_shrink, gtf=args.gtf, annotation=args.annotation,

@@ -65,16 +65,18 @@ def blas_single_thread() -> Iterator[None]:
 
 
 def read_counts(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a genes x samples integer counts table (first column gene_id; .tsv/.csv/.gz).
+    """Read a genes x samples integer counts table: cfrna, featureCounts or nf-core/rnaseq layout.
+
+    See :func:`cfrna.io.tables.read_gene_matrix` (BAM paths mapped to sample ids, salmon counts rounded).
 
     Raises
     ------
     InputFormatError
         Not a table, non-numeric, negative or non-integer counts, duplicate gene ids.
     """
-    from cfrna.matrix.merge import read_counts_table
+    from cfrna.io.tables import read_gene_matrix
 
-    df = read_counts_table(path)
+    df = read_gene_matrix(path)
     vals = df.to_numpy(dtype=float)
     if np.isnan(vals).any():
         col = df.columns[np.isnan(vals).any(axis=0)][0]

@@ -69,8 +69,11 @@ def _wrap_error(path: str, exc: BaseException, n_done: int) -> InputFormatError:
     if isinstance(exc, dnaio.UnknownFileFormat):
         return InputFormatError("not a FASTQ file (unknown format)", where=path, hint=_FIX)
     if isinstance(exc, (EOFError, gzip.BadGzipFile, zlib.error)):
+        # decompression runs ahead of parsing in blocks: no record number can be blamed (a checksum
+        # error is found only after the last record)
+        what = "gzip checksum at the end of the file is wrong" if "CRC" in str(exc) else "gzip data is truncated or corrupt"
         return InputFormatError(
-            f"file is truncated or corrupt after record {n_done} ({exc})", where=path,
+            f"{what} ({exc})", where=path,
             hint="re-download or re-copy the file (gzip -t tests it)",
         )
     return InputFormatError(f"cannot read FASTQ ({exc})", where=path, hint=_FIX)

@@ -21,8 +21,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cfrna.io.samplesheet import check_sample_id
     from cfrna.trim import run_trim
 
+    check_sample_id(args.sample, args.outdir)
     res = run_trim(args.sample, args.fastq_1, args.fastq_2, args.outdir, args.threads, adapter=args.adapter,
                    adapter_2=args.adapter_2, quality=args.quality, min_length=args.min_length)
     print(json.dumps(res, sort_keys=True))
