@@ -252,3 +252,110 @@ def test_pre_flare_window_contrast_on_simulated_sheet(tmp_path):
     assert s.groups["pre_flare"] == len(pre) >= 2
     assert s.groups["no_flare_patient"] == int((frame["flare_window"] == "no_flare_patient").sum())
     assert not set(s.samples) & set(frame.index[frame["flare_window"] == "at_flare"])
+
+
+# ---- random intercept and method (limma_voom) -------------------------------------------------
+
+M_HEADER = "id,variable,reference,target,blocking,formula,method\n"
+
+
+def _trial(n_patients: int = 6) -> pd.DataFrame:
+    """Three visits per patient; flare only in the 'flarer' patients; arm between patients."""
+    rows = []
+    for p in range(n_patients):
+        arm = "steroid_tapering" if p % 2 == 0 else "steroid_maintenance"
+        flarer = p < n_patients // 2
+        for v in range(3):
+            rows.append({"sample": f"P{p}_{v}", "patient_id": f"P{p}", "arm": arm,
+                         "flare": "flare" if (flarer and v == 2) else "no_flare",
+                         "flare_status": "flaring" if flarer else "never_flaring"})
+    return pd.DataFrame(rows).set_index("sample")
+
+
+def test_random_intercept_selects_limma_voom(tmp_path):
+    c = _one(tmp_path, 'arm,arm,steroid_maintenance,steroid_tapering,,~ arm + (1 | patient_id),\n', M_HEADER)
+    s = check_contrast(c, _trial())
+    assert (s.method, s.random_effect, s.formula) == ("limma_voom", "patient_id", "~ arm")
+    assert s.full_formula == "~ arm + (1 | patient_id)"
+    assert s.design_columns == ["Intercept", "arm[T.steroid_tapering]"]
+    assert list(s.metadata["patient_id"][:3]) == ["P0", "P0", "P0"]
+
+
+@pytest.mark.parametrize(("formula", "fixed", "coef"), [
+    ("~ (1|patient_id) + flare_status", "~ flare_status", "flare_status[T.flaring]"),
+    ("~ arm * flare + (1 | patient_id)", "~ arm * flare", "arm[T.steroid_tapering]:flare[T.flare]"),
+])
+def test_between_patient_designs_with_random_patient(tmp_path, formula, fixed, coef):
+    var, ref, tgt = (("flare_status", "never_flaring", "flaring") if "flare_status" in formula
+                     else ("flare", "no_flare", "flare"))
+    header = "id,variable,reference,target,formula,coefficient\n"
+    c = _one(tmp_path, f'b,{var},{ref},{tgt},"{formula}",{coef}\n', header)
+    s = check_contrast(c, _trial())
+    assert (s.method, s.formula, s.coefficient) == ("limma_voom", fixed, coef)
+
+
+def test_fixed_patient_block_with_between_factor_points_to_random_intercept(tmp_path):
+    c = _one(tmp_path, "b,flare_status,never_flaring,flaring,patient_id,,\n", M_HEADER)
+    with pytest.raises(ConfigError, match=r"contrasts.csv:2: .*flare_status is confounded with patient_id.*"
+                                          r"use a random intercept instead, formula '~ flare_status \+ "
+                                          r"\(1 \| patient_id\)'"):
+        check_contrast(c, _trial())
+
+
+def test_method_column_forces_limma_voom_without_random_effect(tmp_path):
+    s = check_contrast(_one(tmp_path, "w,flare,no_flare,flare,patient_id,,limma_voom\n", M_HEADER), _trial())
+    assert (s.method, s.random_effect, s.formula) == ("limma_voom", None, "~ patient_id + flare")
+
+
+def test_method_deseq2_default(tmp_path):
+    s = check_contrast(_one(tmp_path, "w,flare,no_flare,flare,patient_id,,\n", M_HEADER), _trial())
+    assert (s.method, s.random_effect) == ("deseq2", None)
+
+
+def test_unknown_method(tmp_path):
+    with pytest.raises(ConfigError, match=r"contrasts.csv:2: contrast 'w': unknown method 'dream'.*deseq2, limma_voom"):
+        _one(tmp_path, "w,flare,no_flare,flare,,,dream\n", M_HEADER)
+
+
+def test_random_term_with_deseq2_is_rejected(tmp_path):
+    with pytest.raises(ConfigError, match=r"contrasts.csv:2: .*\(1 \| patient_id\) needs method limma_voom, not deseq2"):
+        _one(tmp_path, "w,flare,no_flare,flare,,~ flare + (1 | patient_id),deseq2\n", M_HEADER)
+
+
+def test_random_effect_with_one_level_per_sample(tmp_path):
+    samples = _trial()
+    samples["tube"] = [f"t{i}" for i in range(len(samples))]
+    c = _one(tmp_path, "w,flare,no_flare,flare,,~ flare + (1 | tube),\n", M_HEADER)
+    with pytest.raises(ConfigError, match=r"contrasts.csv:2: .*\(1 \| tube\) has one level per sample "
+                                          r"\(18 levels for 18 samples\)"):
+        check_contrast(c, samples)
+
+
+def test_random_effect_unknown_column(tmp_path):
+    c = _one(tmp_path, "w,flare,no_flare,flare,,~ flare + (1 | donor),\n", M_HEADER)
+    with pytest.raises(ConfigError, match=r"contrasts.csv:2: .*unknown random-effect column 'donor'"):
+        check_contrast(c, _trial())
+
+
+def test_random_effect_also_fixed(tmp_path):
+    c = _one(tmp_path, "w,flare,no_flare,flare,,~ patient_id + flare + (1 | patient_id),\n", M_HEADER)
+    with pytest.raises(ConfigError, match=r"'patient_id' is both a fixed effect and the random intercept"):
+        check_contrast(c, _trial())
+
+
+@pytest.mark.parametrize(("formula", "pattern"), [
+    ("~ flare + (flare | patient_id)", r"random term '\(flare \| patient_id\)' is not supported"),
+    ("~ flare + (1 | patient_id) + (1 | arm)", r"2 random terms"),
+    ("~ flare + 1 | patient_id", r"'\|' outside a random term"),
+])
+def test_unsupported_random_terms(tmp_path, formula, pattern):
+    with pytest.raises(ConfigError, match=r"contrasts.csv:2: .*" + pattern):
+        _one(tmp_path, f"w,flare,no_flare,flare,,{formula},\n", M_HEADER)
+
+
+def test_random_effect_missing_value(tmp_path):
+    samples = _trial()
+    samples.loc["P1_0", "patient_id"] = ""
+    c = _one(tmp_path, "w,flare,no_flare,flare,,~ flare + (1 | patient_id),\n", M_HEADER)
+    with pytest.raises(ConfigError, match=r"design column 'patient_id' has missing values for sample\(s\) P1_0"):
+        check_contrast(c, samples)

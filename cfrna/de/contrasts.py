@@ -1,7 +1,9 @@
 """Read and validate the contrasts file (nf-core/differentialabundance layout, plus two columns).
 
 Columns: ``id,variable,reference,target`` (required), ``blocking`` (``;``-separated covariates),
-``formula`` (overrides the design built from variable + blocking), and two cfrna extensions:
+``formula`` (overrides the design built from variable + blocking; a random intercept ``(1 | patient_id)``
+selects the limma-voom mixed model, as in nf-core/differentialabundance), ``method`` (``deseq2`` |
+``limma_voom``; forces the engine), and two cfrna extensions:
 ``subset`` (a pandas query selecting the samples of this contrast, e.g. the pre-flare window
 ``days_to_flare <= 90 or flare == 'no_flare'``) and ``coefficient`` (the design-matrix column to test,
 needed for interaction terms such as ``arm[T.steroid_tapering]:flare[T.flare]``).
@@ -9,7 +11,9 @@ needed for interaction terms such as ``arm[T.steroid_tapering]:flare[T.flare]``)
 :func:`check_contrast` resolves one contrast against the sample table and rejects, with a one-line
 :class:`~cfrna.errors.ConfigError` naming ``file:line`` and the columns at fault, every design that
 cannot be fitted: unknown columns or levels, fewer than two samples per group, missing values in
-covariates, invalid formulas and rank-deficient (confounded) design matrices.
+covariates, invalid formulas, rank-deficient (confounded) design matrices, unknown methods, random
+terms other than a random intercept, a random intercept with ``method=deseq2``, and a random-effect
+column with one level per sample.
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ from cfrna.errors import ConfigError
 log = logging.getLogger(__name__)
 
 REQUIRED = ("id", "variable", "reference", "target")
-OPTIONAL = ("blocking", "formula", "subset", "coefficient")
+OPTIONAL = ("blocking", "formula", "subset", "coefficient", "method")
+METHODS = ("deseq2", "limma_voom")
+_RANDOM_RE = re.compile(r"\(([^()|]*)\|([^()]*)\)")
+_NAME_RE = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -53,6 +60,9 @@ class Contrast:
         A pandas query selecting the samples used by this contrast.
     coefficient : str or None
         Design-matrix column to test; default ``<variable>[T.<target>]``.
+    method : str or None
+        ``deseq2`` or ``limma_voom`` when given in the file; otherwise chosen from the formula
+        (``limma_voom`` when it has a random intercept).
     source : str
         File the contrast was read from (for error messages).
     line : int
@@ -67,6 +77,7 @@ class Contrast:
     formula: str | None = None
     subset: str | None = None
     coefficient: str | None = None
+    method: str | None = None
     source: str = "<contrasts>"
     line: int = 0
 
@@ -99,6 +110,12 @@ class DesignSummary:
         Columns of the design matrix.
     dropped : dict
         Sample -> why it is not used (QC exclusion, empty variable, subset, other level).
+    method : str
+        ``deseq2`` or ``limma_voom``.
+    random_effect : str or None
+        Column of the random intercept ``(1 | column)`` (limma_voom), else None.
+    full_formula : str
+        The formula as written, random term included (``formula`` is its fixed part).
     """
 
     contrast: Contrast
@@ -109,12 +126,54 @@ class DesignSummary:
     metadata: pd.DataFrame
     design_columns: list[str]
     dropped: dict[str, str] = field(default_factory=dict)
+    method: str = "deseq2"
+    random_effect: str | None = None
+    full_formula: str = ""
 
     def describe(self) -> str:
         """One line: ``id: target n=.. vs reference n=.. (formula; k dropped)``."""
         c = self.contrast
         return (f"{c.id}: {c.target} n={self.groups[c.target]} vs {c.reference} n={self.groups[c.reference]} "
-                f"({self.formula}; {len(self.dropped)} sample(s) not used)")
+                f"({self.full_formula or self.formula}; {self.method}; {len(self.dropped)} sample(s) not used)")
+
+
+def split_random(formula: str, where: str = "<formula>", cid: str = "?") -> tuple[str, str | None]:
+    """Split ``~ a + b + (1 | g)`` into the fixed formula ``~ a + b`` and the random-intercept column ``g``.
+
+    Raises
+    ------
+    ConfigError
+        A random term other than an intercept (``(x | g)``), a grouping that is not a column name,
+        or more than one random term.
+    """
+    terms = list(_RANDOM_RE.finditer(formula))
+    if not terms:
+        if "|" in formula:
+            raise ConfigError(f"contrast '{cid}': formula {formula!r} has '|' outside a random term '(1 | column)'",
+                              where=where, hint="write the random intercept as (1 | patient_id)")
+        return formula, None
+    if len(terms) > 1:
+        raise ConfigError(f"contrast '{cid}': formula {formula!r} has {len(terms)} random terms; one random "
+                          "intercept is supported", where=where, hint="keep a single (1 | patient_id)")
+    t = terms[0]
+    lhs, grp = t.group(1).strip(), t.group(2).strip()
+    if lhs != "1":
+        raise ConfigError(f"contrast '{cid}': random term '({lhs} | {grp})' is not supported; only a random "
+                          "intercept (1 | column) is", where=where, hint="write (1 | patient_id)")
+    if not _NAME_RE.match(grp):
+        raise ConfigError(f"contrast '{cid}': random-effect grouping {grp!r} is not a column name", where=where,
+                          hint="write (1 | patient_id)")
+    fixed = (formula[:t.start()] + formula[t.end():]).strip()
+    fixed = re.sub(r"\+\s*\+", "+", fixed)
+    fixed = re.sub(r"~\s*\+", "~ ", fixed)
+    fixed = re.sub(r"\+\s*$", "", fixed).strip()
+    fixed = re.sub(r"\s+", " ", fixed)
+    if "|" in fixed:
+        raise ConfigError(f"contrast '{cid}': formula {formula!r} has '|' outside a random term '(1 | column)'",
+                          where=where, hint="write the random intercept as (1 | patient_id)")
+    if re.fullmatch(r"~\s*", fixed):
+        fixed = "~ 1"
+    return fixed, grp
 
 
 def read_contrasts(path: str | os.PathLike, samples: pd.DataFrame | None = None) -> list[Contrast]:
@@ -190,9 +249,20 @@ def read_contrasts(path: str | os.PathLike, samples: pd.DataFrame | None = None)
         formula = rec.get("formula") or None
         if formula is not None and not formula.lstrip().startswith("~"):
             formula = "~ " + formula
+        method = (rec.get("method") or "").strip().lower() or None
+        if method is not None and method not in METHODS:
+            raise ConfigError(f"contrast '{cid}': unknown method {rec['method']!r}", where=where,
+                              hint=f"use one of {', '.join(METHODS)} or leave it empty")
+        if formula is not None:
+            _, rand = split_random(formula, where, cid)
+            if rand is not None and method == "deseq2":
+                raise ConfigError(f"contrast '{cid}': random intercept (1 | {rand}) needs method limma_voom, "
+                                  "not deseq2", where=where,
+                                  hint=f"set method to limma_voom, or make {rand} a fixed block (~ {rand} + ...)")
         out.append(Contrast(id=cid, variable=rec["variable"], reference=rec["reference"], target=rec["target"],
                             blocking=blocking, formula=formula, subset=rec.get("subset") or None,
-                            coefficient=rec.get("coefficient") or None, source=str(path), line=lineno))
+                            coefficient=rec.get("coefficient") or None, method=method, source=str(path),
+                            line=lineno))
     if not out:
         raise ConfigError("contrasts file has a header but no contrasts", where=str(path))
     if samples is not None:
@@ -254,7 +324,16 @@ def check_contrast(contrast: Contrast, samples: pd.DataFrame, *,
     for b in c.blocking:
         if b not in samples.columns:
             raise ConfigError(f"contrast '{c.id}': unknown blocking column '{b}'", where=where, hint=avail)
-    formula = c.formula or "~ " + " + ".join([*c.blocking, c.variable])
+    full_formula = c.formula or "~ " + " + ".join([*c.blocking, c.variable])
+    formula, random_effect = split_random(full_formula, where, c.id)
+    method = c.method or ("limma_voom" if random_effect else "deseq2")
+    if random_effect is not None and method != "limma_voom":
+        raise ConfigError(f"contrast '{c.id}': random intercept (1 | {random_effect}) needs method limma_voom, "
+                          f"not {method}", where=where,
+                          hint=f"set method to limma_voom, or make {random_effect} a fixed block")
+    if random_effect is not None and random_effect not in samples.columns:
+        raise ConfigError(f"contrast '{c.id}': unknown random-effect column '{random_effect}'", where=where,
+                          hint=avail)
     fvars = _formula_variables(formula, where)
     unknown = [v for v in fvars if v not in samples.columns]
     if unknown:
@@ -264,6 +343,10 @@ def check_contrast(contrast: Contrast, samples: pd.DataFrame, *,
         raise ConfigError(f"contrast '{c.id}': formula {formula!r} does not contain the contrast variable "
                           f"'{c.variable}'", where=where, hint="add the variable to the formula")
     design_vars = list(dict.fromkeys([*fvars, *c.blocking]))
+    if random_effect is not None and random_effect in design_vars:
+        raise ConfigError(f"contrast '{c.id}': '{random_effect}' is both a fixed effect and the random intercept "
+                          f"in {full_formula!r}", where=where,
+                          hint=f"keep either '{random_effect}' (fixed block) or '(1 | {random_effect})'")
 
     var = samples[c.variable]
     levels = set(var[~_is_missing(var)].astype(str))
@@ -300,7 +383,7 @@ def check_contrast(contrast: Contrast, samples: pd.DataFrame, *,
         dropped[s] = f"{c.variable}={var[s]} (not {c.reference}/{c.target})"
     keep &= ~other
 
-    for v in design_vars:
+    for v in [*design_vars, *([random_effect] if random_effect else [])]:
         if v == c.variable:
             continue
         bad = _is_missing(samples[v]) & keep
@@ -333,14 +416,26 @@ def check_contrast(contrast: Contrast, samples: pd.DataFrame, *,
             meta[v] = pd.Categorical(col.astype(str), categories=cats)
         else:
             meta[v] = col.astype(float)
+    if random_effect is not None:
+        grp = samples.loc[used, random_effect].astype(str)
+        sizes = grp.value_counts()
+        if int(sizes.max()) < 2:
+            raise ConfigError(f"contrast '{c.id}': random effect (1 | {random_effect}) has one level per sample "
+                              f"({len(sizes)} levels for {len(used)} samples): there is no within-group "
+                              "correlation to estimate", where=where,
+                              hint=f"use the column of repeated units (e.g. patient_id), or drop (1 | {random_effect})")
+        meta[random_effect] = grp.to_numpy()
     dm = _design_matrix(formula, meta, where=where, cid=c.id)
-    _check_rank(dm, design_vars, c, formula)
+    dm.attrs["repeated"] = [v for v in design_vars if v != c.variable and isinstance(meta[v].dtype, pd.CategoricalDtype)
+                            and meta[v].nunique() < len(meta)]
+    _check_rank(dm, design_vars, c, formula, random_hint=random_effect is None)
     coef = c.coefficient or f"{c.variable}[T.{c.target}]"
     if coef not in dm.columns:
         raise ConfigError(f"contrast '{c.id}': coefficient '{coef}' is not a column of the design matrix",
                           where=where, hint=f"design columns: {', '.join(dm.columns)}")
     return DesignSummary(contrast=c, formula=formula, coefficient=coef, groups=groups, samples=list(used),
-                         metadata=meta, design_columns=list(dm.columns), dropped=dropped)
+                         metadata=meta, design_columns=list(dm.columns), dropped=dropped, method=method,
+                         random_effect=random_effect, full_formula=full_formula)
 
 
 def _design_matrix(formula: str, meta: pd.DataFrame, *, where: str, cid: str) -> pd.DataFrame:
@@ -368,7 +463,8 @@ def _term_of(column: str, variables: list[str]) -> list[str]:
     return found
 
 
-def _check_rank(dm: pd.DataFrame, variables: list[str], c: Contrast, formula: str) -> None:
+def _check_rank(dm: pd.DataFrame, variables: list[str], c: Contrast, formula: str, *,
+                random_hint: bool = False) -> None:
     x = dm.to_numpy()
     n, p = x.shape
     rank = int(np.linalg.matrix_rank(x))
@@ -388,9 +484,15 @@ def _check_rank(dm: pd.DataFrame, variables: list[str], c: Contrast, formula: st
                     else f"{c.variable} is confounded with the intercept")
         else:
             what = f"{', '.join(involved_vars) or 'covariates'} are confounded with each other"
+        hint = "drop or merge the confounded covariates"
+        if random_hint and c.variable in involved_vars:
+            blocks = [v for v in involved_vars if v != c.variable and v in dm.attrs.get("repeated", ())]
+            if blocks:
+                hint = (f"{c.variable} varies between {blocks[0]} groups, so a fixed {blocks[0]} block absorbs it: "
+                        f"use a random intercept instead, formula '~ {c.variable} + (1 | {blocks[0]})' "
+                        "(method limma_voom)")
         raise ConfigError(f"contrast '{c.id}': design {formula!r} is rank-deficient ({rank} < {p} columns): {what}; "
-                          f"dependent columns: {', '.join(involved_cols)}", where=c.where,
-                          hint="drop or merge the confounded covariates")
+                          f"dependent columns: {', '.join(involved_cols)}", where=c.where, hint=hint)
     if n <= p:
         raise ConfigError(f"contrast '{c.id}': design {formula!r} has {p} coefficients for {n} samples "
                           "(no residual degrees of freedom)", where=c.where,
