@@ -141,6 +141,9 @@ def read_gene_matrix(path: str | os.PathLike) -> pd.DataFrame:
         if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
             raise
         raise InputFormatError(f"not a counts table ({exc})", where=where) from None
+    raw_cols = [c.strip().strip('"') for c in header.split(sep)]
+    if len(raw_cols) == df.shape[1]:
+        df.columns = raw_cols  # pandas renames a repeated name to "A.1": keep the header's own names
     columns = [str(c) for c in df.columns]
     layout = _detect_layout(columns, path)
     names = None

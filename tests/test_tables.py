@@ -1,0 +1,171 @@
+"""One gene-matrix reader: cfrna tables, real featureCounts output, nf-core/rnaseq merged tables; `cfrna de` on them."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cfrna.cli import main
+from cfrna.errors import InputFormatError
+from cfrna.io.tables import check_matrix_samples, matrix_samples, read_gene_matrix, sample_from_bam
+from tests.conftest import require_shared, require_tool
+
+META_HEADER = "sample,patient_id,visit_month,arm,flare"
+
+
+@pytest.mark.parametrize(("column", "sample"), [
+    ("/data/run1/s01.bam", "s01"), ("s01.sorted.bam", "s01"), ("x/s01.Aligned.sortedByCoord.out.bam", "s01"),
+    ("s01.markdup.sorted.bam", "s01"), ("s01", "s01"), ("s.01.bam", "s.01"), (".sorted.bam", ".sorted"),
+])
+def test_sample_from_bam(column, sample):
+    assert sample_from_bam(column) == sample
+
+
+@pytest.fixture(scope="module")
+def featurecounts_table(tmp_path_factory):
+    """featureCounts 2.x run on four subsamples of a real yeast RNA-seq SAM, BAMs named as aligners name them."""
+    fc = require_tool("featureCounts")
+    samtools = require_tool("samtools")
+    sam = require_shared("htseq_yeast_count", "yeast_RNASeq_excerpt_withNH.sam.gz")
+    gtf = require_shared("htseq_yeast_count", "Saccharomyces_cerevisiae.SGD1.01.56.gtf.gz")
+    d = tmp_path_factory.mktemp("fc")
+    plain = d / "reads.sam"
+    plain.write_bytes(gzip.decompress(sam.read_bytes()))
+    names = {"y1": "a/y1.bam", "y2": "b/y2.sorted.bam", "y3": "c/y3.Aligned.sortedByCoord.out.bam",
+             "y4": "d/y4.markdup.sorted.bam"}
+    for i, rel in enumerate(names.values()):
+        (d / rel).parent.mkdir()
+        subprocess.run([samtools, "view", "-b", "-s", f"{7 + i}.6", "-o", str(d / rel), str(plain)], check=True)
+    out = d / "counts.txt"
+    subprocess.run([fc, "-a", str(gtf), "-o", str(out), *[str(d / r) for r in names.values()]], check=True,
+                   capture_output=True)
+    return out, names
+
+
+def test_featurecounts_matrix_as_it_comes(featurecounts_table):
+    out, names = featurecounts_table
+    raw = pd.read_csv(out, sep="\t", comment="#", index_col=0)
+    df = read_gene_matrix(out)
+    assert df.attrs["layout"] == "featurecounts"
+    assert list(df.columns) == list(names)
+    assert df.index.name == "gene_id" and len(df) == len(raw)
+    for sid, rel in names.items():
+        col = next(c for c in raw.columns if c.endswith(rel))
+        assert (df[sid].to_numpy() == raw[col].to_numpy()).all()
+    assert df.dtypes.unique().tolist() == [np.dtype(np.int64)]
+    assert df.to_numpy().sum() > 1000
+    assert matrix_samples(out) == list(names)
+
+
+def test_de_on_featurecounts_with_metadata_only_sheet(featurecounts_table, tmp_path, capsys):
+    out, names = featurecounts_table
+    sheet = tmp_path / "meta.csv"
+    sheet.write_text(META_HEADER + "\n" + "".join(
+        f"{sid},P{i},0,steroid_tapering,{'flare' if i >= 2 else 'no_flare'}\n" for i, sid in enumerate(names)))
+    contrasts = tmp_path / "c.csv"
+    contrasts.write_text("id,variable,reference,target,blocking,formula\nflare,flare,no_flare,flare,,\n")
+    assert main(["validate", "--samplesheet", str(sheet), "--metadata-only"]) == 0
+    rc = main(["de", "--counts", str(out), "--samplesheet", str(sheet), "--contrasts", str(contrasts),
+               "--outdir", str(tmp_path / "de"), "--no-sensitivity"])
+    assert rc == 0, capsys.readouterr().err
+    res = pd.read_csv(tmp_path / "de" / "flare.deseq2.tsv", sep="\t")
+    assert len(res) > 50 and res["pvalue"].notna().any()
+    design = pd.read_csv(tmp_path / "de" / "design.tsv", sep="\t")
+    assert set(design["target_samples"].iloc[0].split(";")) == {"y3", "y4"}
+
+
+def _nfcore_table(tmp_path, name="salmon.merged.gene_counts.tsv", n_genes=1500):
+    """pasilla's real counts in nf-core/rnaseq's merged layout, with salmon-like fractional estimates."""
+    counts = pd.read_csv(require_shared("de_reference", "pasilla_gene_counts.tsv.gz"), sep="\t", index_col=0)
+    counts = counts.iloc[:n_genes]
+    rng = np.random.default_rng(4)
+    frac = rng.uniform(-0.45, 0.45, counts.shape) * (counts.to_numpy() > 0)
+    est = counts + frac
+    table = est.copy()
+    table.insert(0, "gene_name", [f"sym{i}" for i in range(len(table))])
+    path = tmp_path / name
+    table.reset_index().to_csv(path, sep="\t", index=False, float_format="%.3f")
+    return path, counts
+
+
+def test_nfcore_merged_gene_counts_rounded(tmp_path):
+    path, counts = _nfcore_table(tmp_path)
+    df = read_gene_matrix(path)
+    assert df.attrs["layout"] == "nfcore"
+    assert list(df.columns) == list(counts.columns)
+    assert (df.to_numpy() == counts.to_numpy()).all() and df.dtypes.iloc[0] == np.int64
+    assert df.attrs["gene_names"].iloc[1] == "sym1"
+    # half-way values round to even, as R's round()
+    p = tmp_path / "s1.gene_counts.tsv"
+    p.write_text("gene_id\tgene_name\tA\tB\ng1\tX\t0.5\t1.5\ng2\tY\t2.5\t3.2\n")
+    assert read_gene_matrix(p).to_numpy().tolist() == [[0, 2], [2, 3]]
+
+
+def test_de_on_nfcore_table_with_metadata_only_sheet(tmp_path, capsys):
+    path, counts = _nfcore_table(tmp_path)
+    ann = pd.read_csv(require_shared("de_reference", "pasilla_sample_annotation.csv"))
+    sheet = tmp_path / "meta.csv"
+    rows = []
+    for i, sid in enumerate(counts.columns):
+        condition = "treated" if sid.startswith("treated") else "untreated"
+        rows.append(f"{sid},P{i},0,steroid_tapering,,{condition}\n")
+    assert len(ann) == len(rows)
+    sheet.write_text(META_HEADER + ",condition\n" + "".join(rows))
+    contrasts = tmp_path / "c.csv"
+    contrasts.write_text("id,variable,reference,target,blocking,formula\ntreat,condition,untreated,treated,,\n")
+    rc = main(["de", "--counts", str(path), "--samplesheet", str(sheet), "--contrasts", str(contrasts),
+               "--outdir", str(tmp_path / "de"), "--no-sensitivity"])
+    assert rc == 0, capsys.readouterr().err
+    res = pd.read_csv(tmp_path / "de" / "treat.deseq2.tsv", sep="\t")
+    assert len(res) > 500 and (res["padj"] < 0.1).sum() > 5
+
+
+def test_tpm_table_refused(tmp_path):
+    p = tmp_path / "salmon.merged.gene_tpm.tsv"
+    p.write_text("gene_id\tgene_name\tA\tB\ng1\tX\t0.5\t1.5\n")
+    with pytest.raises(InputFormatError, match="TPM"):
+        read_gene_matrix(p)
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("", "empty"),
+    ("gene_id\n", "no sample columns"),
+    ("gene_id\tA\tA\ng1\t1\t2\n", "duplicate sample column"),
+    ("gene_id\tA\ng1\tx\n", r"non-numeric values in sample column\(s\) A \(first: 'x' on line 2\)"),
+    ("# featureCounts\nGeneid\tChr\tStart\tEnd\tStrand\tLength\t/a/s1.bam\t/b/s1.sorted.bam\ng\tI\t1\t9\t+\t9\t1\t2\n",
+     "both map to sample 's1'"),
+])
+def test_bad_tables(tmp_path, text, match):
+    p = tmp_path / "c.tsv"
+    p.write_text(text)
+    with pytest.raises(InputFormatError, match=match):
+        read_gene_matrix(p)
+
+
+def test_separator_read_from_header_and_gzip_without_suffix(tmp_path):
+    p = tmp_path / "counts.tsv"  # comma-separated despite the name
+    p.write_text("gene_id,A,B\ng1,1,2\n")
+    assert read_gene_matrix(p).loc["g1", "B"] == 2
+    g = tmp_path / "counts.txt"
+    g.write_bytes(gzip.compress(b"gene_id\tA\ng1\t4\n"))
+    assert read_gene_matrix(g).loc["g1", "A"] == 4
+
+
+def test_counts_without_any_sheet_sample_named(tmp_path, capsys):
+    p = tmp_path / "c.tsv"
+    p.write_text("gene_id\tX1\tX2\ng1\t1\t2\n")
+    with pytest.raises(InputFormatError, match=r"none of the 2 samplesheet samples \(s1, s2\) is a column"):
+        check_matrix_samples(p, ["s1", "s2"])
+    sheet = tmp_path / "meta.csv"
+    sheet.write_text(META_HEADER + "\ns1,P1,0,steroid_tapering,flare\ns2,P2,0,steroid_tapering,no_flare\n")
+    contrasts = tmp_path / "k.csv"
+    contrasts.write_text("id,variable,reference,target\nf,flare,no_flare,flare\n")
+    rc = main(["de", "--counts", str(p), "--samplesheet", str(sheet), "--contrasts", str(contrasts),
+               "--outdir", str(tmp_path / "de")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and "\n" not in err and "is a column of the counts table" in err
+    assert "after QC exclusion" not in err
