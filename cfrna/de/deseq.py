@@ -269,6 +269,35 @@ def _sensitivity(counts: pd.DataFrame, summary: DesignSummary, primary: pd.DataF
     return out, "ok"
 
 
+#: extra columns of a limma_voom table (after the DESeq2 layout)
+LIMMA_EXTRA_COLUMNS = ["AveExpr", "B"]
+
+
+def _limma_fit(counts: pd.DataFrame, summ: DesignSummary, normalized: pd.DataFrame, *,
+               threads: int) -> tuple[pd.DataFrame, dict]:
+    """voom -> duplicateCorrelation -> GLS -> robust eBayes for one contrast (:mod:`cfrna.de.limma`)."""
+    from cfrna.de.limma import limma_contrast
+
+    res, info = limma_contrast(counts, summ, base_mean=normalized[summ.samples].mean(axis=1), threads=threads)
+    cid = summ.contrast.id
+    if summ.random_effect is not None:
+        log.info("de: %s: consensus within-%s correlation %.4f (limma_voom, quality weights: %s)", cid,
+                 summ.random_effect, info["correlation"], info["quality_weights"])
+    if info["correlation_warning"]:
+        log.warning("de: %s: CorrelationWarning: %s", cid, info["correlation_warning"])
+    return res, info
+
+
+def _method_columns(summ: DesignSummary, limma_info: dict) -> dict:
+    """design.tsv columns naming the engine, the fixed blocks, the random effect and its correlation."""
+    corr = limma_info.get("correlation")
+    return {"method": summ.method, "blocking": ";".join(summ.contrast.blocking),
+            "random_effect": summ.random_effect or "",
+            "correlation": "" if corr is None else f"{corr:.6g}",
+            "correlation_warning": limma_info.get("correlation_warning", ""),
+            "quality_weights": limma_info.get("quality_weights", "")}
+
+
 def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike, contrasts: str | os.PathLike,
            outdir: str | os.PathLike, *, samples_table: str | os.PathLike | None = None, keep_failed: bool = False,
            threads: int = 1, min_count_filter: FilterMethod = "default", alpha: float = 0.05,
@@ -373,18 +402,30 @@ def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike, contrasts:
     for summ in summaries:
         c = summ.contrast
         sub = filter_genes(filtered[summ.samples], method="none")
-        # keep only the results: the fitted dataset is freed before the next fit (bounded memory at scale)
-        res = deseq_fit(sub, summ.metadata, summ.formula, summ.coefficient, threads=threads, alpha=alpha,
-                        lfc_shrink=lfc_shrink)[0]
+        limma_info: dict = {}
+        if summ.method == "limma_voom":
+            res, limma_info = _limma_fit(sub, summ, normalized, threads=threads)
+            columns = RESULT_COLUMNS + LIMMA_EXTRA_COLUMNS
+        else:
+            # keep only the results: the fitted dataset is freed before the next fit (bounded memory at scale)
+            res = deseq_fit(sub, summ.metadata, summ.formula, summ.coefficient, threads=threads, alpha=alpha,
+                            lfc_shrink=lfc_shrink)[0]
+            columns = RESULT_COLUMNS
         table = res.reset_index()
         table.insert(1, "gene_name", names.reindex(table["gene_id"]).to_numpy())
-        table = table.sort_values(["padj", "pvalue"], na_position="last", kind="mergesort")[RESULT_COLUMNS]
+        table = table.sort_values(["padj", "pvalue"], na_position="last", kind="mergesort")[columns]
         path = outdir / f"{c.id}.deseq2.tsv"
         write_table(path, table, float_format="%.6g")
         n_sig = int((table["padj"] < alpha).sum())
         sens_status = "not run"
         if sensitivity:
-            sens, sens_status = _sensitivity(sub, summ, res, covars, threads=threads, alpha=alpha)
+            if summ.method == "limma_voom":
+                from cfrna.de.limma import limma_sensitivity
+
+                sens, sens_status = limma_sensitivity(sub, summ, res, covars, alpha=alpha, threads=threads,
+                                                      correlation=limma_info.get("correlation"))
+            else:
+                sens, sens_status = _sensitivity(sub, summ, res, covars, threads=threads, alpha=alpha)
             if sens is not None:
                 sens.insert(1, "gene_name", names.reindex(sens["gene_id"]).to_numpy())
                 write_table(outdir / f"{c.id}.sensitivity.tsv", sens, float_format="%.6g")
@@ -393,7 +434,7 @@ def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike, contrasts:
         log.info("de: %s: %d genes tested, %d with padj < %g", c.id, len(table), n_sig, alpha)
         design_rows.append({
             "contrast": c.id, "variable": c.variable, "reference": c.reference, "target": c.target,
-            "formula": summ.formula, "coefficient": summ.coefficient, "subset": c.subset or "",
+            "formula": summ.full_formula or summ.formula, "coefficient": summ.coefficient, "subset": c.subset or "",
             "n_reference": summ.groups[c.reference], "n_target": summ.groups[c.target],
             "reference_samples": ";".join(s for s in summ.samples if summ.metadata.loc[s, c.variable] == c.reference),
             "target_samples": ";".join(s for s in summ.samples if summ.metadata.loc[s, c.variable] == c.target),
@@ -401,6 +442,7 @@ def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike, contrasts:
             "not_used_samples": ";".join(f"{s} ({r})" for s, r in summ.dropped.items() if s not in excluded),
             "gene_filter": min_count_filter, "genes_tested": len(table), "n_significant": n_sig, "alpha": alpha,
             "sensitivity": sens_status,
+            **_method_columns(summ, limma_info),
         })
         out["contrasts"][c.id] = {"n_significant": n_sig, "groups": summ.groups, "path": str(path)}
     write_table(outdir / "design.tsv", pd.DataFrame(design_rows))

@@ -783,6 +783,87 @@ def voom_limma(counts: pd.DataFrame, design: pd.DataFrame, coefficient: str, *, 
     return VoomLimmaResult(tab, rho, warn, v.sample_weights, qw_note, fit)
 
 
+def limma_contrast(counts: pd.DataFrame, summary, *, base_mean: pd.Series | None = None,
+                   threads: int | None = None) -> tuple[pd.DataFrame, dict]:
+    """One contrast through :func:`voom_limma`, as a table in the DESeq2 column layout.
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        Genes x samples raw counts of the contrast's samples.
+    summary : cfrna.de.contrasts.DesignSummary
+        A contrast resolved with ``method == "limma_voom"`` (fixed formula, random effect).
+    base_mean : pandas.Series, optional
+        Mean normalised count per gene (``baseMean``); default: mean count over the samples.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        Indexed by gene_id: baseMean, log2FoldChange (logFC), lfcSE (logFC / t), stat (moderated
+        t), pvalue, padj (BH), log2FoldChange_shrunk (= logFC: voom log fold changes are not
+        shrunk), AveExpr, B. The dict holds ``correlation`` (consensus within-block correlation or
+        None), ``correlation_warning`` and ``quality_weights``.
+    """
+    from cfrna.de.contrasts import _design_matrix
+
+    c = summary.contrast
+    meta = summary.metadata.loc[counts.columns]
+    dm = _design_matrix(summary.formula, meta, where=c.where, cid=c.id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CorrelationWarning)  # reported by the caller (log + design.tsv)
+        block = None if summary.random_effect is None else meta[summary.random_effect].astype(str).to_numpy()
+        r = voom_limma(counts, dm, summary.coefficient, block=block, threads=threads)
+    tab = r.table
+    bm = counts.mean(axis=1) if base_mean is None else base_mean.reindex(counts.index)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = tab["logFC"] / tab["t"]
+    res = pd.DataFrame({"baseMean": bm.to_numpy(), "log2FoldChange": tab["logFC"].to_numpy(),
+                        "lfcSE": se.to_numpy(), "stat": tab["t"].to_numpy(), "pvalue": tab["P.Value"].to_numpy(),
+                        "padj": tab["adj.P.Val"].to_numpy(), "log2FoldChange_shrunk": tab["logFC"].to_numpy(),
+                        "AveExpr": tab["AveExpr"].to_numpy(), "B": tab["B"].to_numpy()},
+                       index=pd.Index(counts.index, name="gene_id"))
+    info = {"correlation": r.correlation, "correlation_warning": r.correlation_warning,
+            "quality_weights": r.quality_weights}
+    return res, info
+
+
+def limma_sensitivity(counts: pd.DataFrame, summary, primary: pd.DataFrame, covars: pd.DataFrame, *,
+                      correlation: float | None, alpha: float,
+                      threads: int | None = None) -> tuple[pd.DataFrame | None, str]:
+    """Blood-cell-score-adjusted refit of a limma_voom contrast (the DESeq2 sensitivity table's layout).
+
+    The score columns are added to the fixed formula; the within-block correlation of the primary
+    fit is reused (not re-estimated). Returns (table or None, status).
+    """
+    from cfrna.de.contrasts import _check_rank, _design_matrix
+
+    c = summary.contrast
+    if covars.shape[1] == 0:
+        return None, "no blood-cell signature could be scored"
+    meta = summary.metadata.join(covars.loc[summary.metadata.index])
+    formula = summary.formula + " + " + " + ".join(covars.columns)
+    try:
+        dm = _design_matrix(formula, meta, where=c.where, cid=c.id)
+        _check_rank(dm, list(meta.columns), c, formula)
+    except Exception as exc:  # ConfigError: the adjusted design is not fittable
+        return None, f"adjusted design not fittable: {getattr(exc, 'message', exc)}"
+    dm = dm.loc[counts.columns]
+    block = None if summary.random_effect is None else meta.loc[counts.columns, summary.random_effect].astype(str)
+    r = voom_limma(counts, dm, summary.coefficient, block=None if block is None else block.to_numpy(),
+                   correlation=correlation if block is not None else None, threads=threads)
+    sig = primary[primary["padj"] < alpha]
+    out = pd.DataFrame({
+        "gene_id": sig.index,
+        "log2FoldChange": sig["log2FoldChange"].to_numpy(),
+        "padj": sig["padj"].to_numpy(),
+        "log2FoldChange_adjusted": r.table["logFC"].reindex(sig.index).to_numpy(),
+        "padj_adjusted": r.table["adj.P.Val"].reindex(sig.index).to_numpy(),
+    })
+    out["still_significant"] = out["padj_adjusted"] < alpha
+    out["covariates"] = ";".join(covars.columns)
+    return out, "ok (limma_voom, within-patient correlation of the primary fit reused)" if block is not None else "ok"
+
+
 __all__ = ["CorrelationWarning", "QUALITY_WEIGHTS_MAX_SAMPLES", "array_weights", "bh_adjust",
-           "duplicate_correlation", "ebayes", "fit_f_dist", "fit_f_dist_robustly", "lm_fit", "squeeze_var",
+           "duplicate_correlation", "ebayes", "limma_contrast", "limma_sensitivity", "fit_f_dist", "fit_f_dist_robustly", "lm_fit", "squeeze_var",
            "top_table", "trigamma_inverse", "voom", "voom_limma", "voom_quality_weights"]
