@@ -1,4 +1,4 @@
-"""``cfrna de``: differential expression per contrast (pydeseq2)."""
+"""``cfrna de``: differential expression per contrast (DESeq2, or limma voom with a random patient intercept)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import argparse
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--counts", required=True, help="gene x sample counts table (gene_id first; .tsv/.csv/.gz)")
     p.add_argument("--samplesheet", required=True, help="samplesheet CSV (metadata used in designs)")
-    p.add_argument("--contrasts", required=True, help="contrasts CSV (id,variable,reference,target,blocking,formula)")
+    p.add_argument("--contrasts", required=True,
+                   help="contrasts CSV (id,variable,reference,target[,blocking,formula,subset,coefficient,method]); "
+                        "a random intercept '(1 | patient_id)' in formula selects limma voom (docs/de.md)")
     p.add_argument("--outdir", required=True, help="output folder (O/de)")
     p.add_argument("--samples", dest="samples_table", help="O/matrix/samples.tsv: QC-excluded samples are dropped")
     p.add_argument("--gtf", help="GTF for gene names")
     p.add_argument("--annotation", help="O/matrix/gene_annotation.tsv for gene names (when no --gtf)")
-    p.add_argument("--threads", type=int, default=1, help="pydeseq2 n_cpus (default: 1)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads for the DESeq2 fits and the limma per-gene REML/GLS (default: 1)")
     p.add_argument("--keep-failed", action="store_true", help="keep samples that failed QC")
     p.add_argument("--filter", dest="min_count_filter", choices=["default", "cpm", "none"], default="default",
                    help="gene filter: total count >= 10 (default), CPM > 0.5 in > 75%% of samples (cpm), "
