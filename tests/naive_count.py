@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import numpy as np
 import pysam
 
 from cfrna.reference import read_gtf
@@ -157,12 +156,16 @@ def naive_count(bam, gtf, *, strandedness=0, paired=False, min_mapq=0, primary_o
         votes = defaultdict(int)
         for m in mapped:
             voted = set()
+            # each mate is checked on its own strand (read 2 reversed), as featureCounts does
+            mstrand = -1 if m["flag"] & 16 else 1
+            if paired and m["flag"] & 128:
+                mstrand = -mstrand
             for g, st in m["hits"]:
                 # featureCounts: a '.' feature never equals the read strand
                 fs = 1 if st == "+" else -1 if st == "-" else 0
-                if strandedness == 1 and fs != fstrand:
+                if strandedness == 1 and fs != mstrand:
                     continue
-                if strandedness == 2 and fs == fstrand:
+                if strandedness == 2 and fs == mstrand:
                     continue
                 voted.add(g)
             for g in voted:
@@ -170,10 +173,12 @@ def naive_count(bam, gtf, *, strandedness=0, paired=False, min_mapq=0, primary_o
         if not votes:
             summary["Unassigned_NoFeatures"] += 1
             return "Unassigned_NoFeatures"
-        div = nh if fraction and multi_mapping else 1
-        if allow_multi_overlap and fraction:
-            div *= len(votes)
-        w = float(np.float32(1.0) / np.float32(div))  # featureCounts: single precision
+        w = 1.0
+        if fraction:  # featureCounts: fixed point, units of 1/65536 with integer division
+            fixed = 65536 // nh if multi_mapping else 65536
+            if allow_multi_overlap:
+                fixed //= len(votes)
+            w = fixed / 65536
         if allow_multi_overlap:
             for g in votes:
                 counts[g] += w
@@ -221,25 +226,18 @@ def naive_count(bam, gtf, *, strandedness=0, paired=False, min_mapq=0, primary_o
             if not paired or not fl & 1:
                 fragment([info])
                 continue
+            # featureCounts' pairing key: name, HI, read 1's and read 2's (tid, pos) as this record
+            # states them, an unmapped own or mate position read as (-1, 0); flags are not compared
             hi = rec.get_tag("HI") if rec.has_tag("HI") else None
-            if fl & 64 or not fl & 128:
-                k = (rec.query_name, hi, rec.reference_id, rec.reference_start, rec.next_reference_id,
-                     rec.next_reference_start)
+            own = (-1, 0) if fl & 4 else (rec.reference_id, rec.reference_start)
+            mate = (-1, 0) if fl & 8 else (rec.next_reference_id, rec.next_reference_start)
+            k = (rec.query_name, hi, *(own + mate if fl & 64 else mate + own))
+            if k in pending:
+                fragment([pending.pop(k), info])
             else:
-                k = (rec.query_name, hi, rec.next_reference_id, rec.next_reference_start, rec.reference_id,
-                     rec.reference_start)
-            lst = pending.setdefault(k, [])
-            mate = next((j for j, (f, _) in enumerate(lst) if (f & 0xC0) != (fl & 0xC0)), None)
-            if mate is None:
-                lst.append((fl, info))
-            else:
-                other = lst.pop(mate)[1]
-                if not lst:
-                    del pending[k]
-                fragment([other, info])
-    for lst in pending.values():
-        for _, info in lst:
-            fragment([info])
+                pending[k] = info
+    for info in pending.values():
+        fragment([info])
     if not sorted_coord:
         stats["duplicates"] = None
     elig = [g for g in genes if n_uni[g] >= min_reads_3p and multi_exon.get(g)]

@@ -196,21 +196,27 @@ def _fragment(a, b, opt, gstrand, mito_tid, counts, acc, per_gene, votes,
     if prev_failed and b < 0 and opt[O_MINQ] > 0 and m_int[a, 3] < opt[O_MINQ]:
         acc[S_MAPQ] += 1
         return
-    # strand-compatible genes and their mate votes
+    # strand-compatible genes and their mate votes. The strand is checked per mate, as featureCounts
+    # does: a record's own strand, reversed for read 2 (flag 0x80) in paired mode, so the two mates of
+    # a same-strand pair (flags 65/129, 113/177) are checked against opposite strands
     ng = 0
     for w in range(nm):
         s = a if w == 0 else b
-        if (m_int[s, 0] & 4) != 0:
+        fl = m_int[s, 0]
+        if (fl & 4) != 0:
             continue
+        mstrand = -1 if (fl & 16) != 0 else 1
+        if paired and (fl & 128) != 0:
+            mstrand = -mstrand
         for q in range(m_int[s, 6]):
             code = m_hits[s, q]
             g = code >> 2
             # featureCounts compares feature and read strands; a '.' feature never equals a read
             # strand: never counted with -s 1, always with -s 2
             gs = code_strand(code)
-            if strandedness == 1 and gs != fstrand:
+            if strandedness == 1 and gs != mstrand:
                 continue
-            if strandedness == 2 and gs == fstrand:
+            if strandedness == 2 and gs == mstrand:
                 continue
             found = False
             for r in range(ng):
@@ -228,13 +234,16 @@ def _fragment(a, b, opt, gstrand, mito_tid, counts, acc, per_gene, votes,
     if ng == 0:
         acc[S_NOFEAT] += 1
         return
-    # fractional weights are single precision in featureCounts: 1/(NH * genes)
-    div = 1
-    if opt[O_FRACTION] != 0 and opt[O_MULTI] != 0:
-        div = nhmax
-    if opt[O_MULTIOVL] != 0 and opt[O_FRACTION] != 0:
-        div *= ng
-    weight = np.float64(np.float32(1.0) / np.float32(div))
+    # fractional weights are fixed point in featureCounts (units of 1/65536, integer division):
+    # 65536 // NH (-M), then // number of genes (-O); sums of them are exact in float64
+    weight = 1.0
+    if opt[O_FRACTION] != 0:
+        fixed = 65536
+        if opt[O_MULTI] != 0 and nhmax > 1:
+            fixed = 65536 // nhmax
+        if opt[O_MULTIOVL] != 0:
+            fixed = fixed // ng
+        weight = fixed / 65536.0
     if opt[O_MULTIOVL] != 0:
         for r in range(ng):
             counts[votes[r, 0]] += weight
@@ -362,15 +371,21 @@ def _load(i, row, flag, tid, pos, mapq, nh, has_n, ev_off, ev_nex, ev_code, ev_3
 
 @njit(inline="always", _nrt=False)
 def _pair_key(i, flag, tid, pos, hi, mtid, mpos, qhash):
-    """Mate-pairing key of record ``i``: the read-1 view (name and HI hash, tid, pos, mate tid, mate pos).
+    """Mate-pairing key of record ``i``, featureCounts' "full read name" (``SAM_pairer_get_read_full_name``):
+    name and HI hash, then read 1's (tid, pos) and read 2's (tid, pos) as this record states them.
 
-    featureCounts pairs mates by name and HI tag (an absent HI differs from HI:1).
+    An unmapped record's own position and a mate-unmapped record's mate position count as
+    (-1, 0) whatever the fields hold; read 1 is the record with flag 0x40 (else its mate). The
+    read-1/read-2 flags are not part of the key: two records with the same key pair whatever
+    their flags (HISAT2 writes secondary pairs without HI whose keys repeat).
     """
     fl = flag[i]
-    if (fl & 64) != 0 or (fl & 128) == 0:
-        ka, kb, kc, kd = tid[i], pos[i], mtid[i], mpos[i]
+    t, p = (np.int32(-1), np.int32(0)) if (fl & 4) != 0 else (tid[i], pos[i])
+    mt, mp = (np.int32(-1), np.int32(0)) if (fl & 8) != 0 else (mtid[i], mpos[i])
+    if (fl & 64) != 0:
+        ka, kb, kc, kd = t, p, mt, mp
     else:
-        ka, kb, kc, kd = mtid[i], mpos[i], tid[i], pos[i]
+        ka, kb, kc, kd = mt, mp, t, p
     kh = qhash[i] ^ (np.uint64(hi[i] + 2) * np.uint64(0x9E3779B97F4A7C15))
     return kh, ka, kb, kc, kd
 
@@ -403,7 +418,7 @@ def assign_local(n, flag, tid, pos, mapq, nh, hi, mtid, mpos, qhash, has_n, ev_o
         found = -1
         while table[p] != 0:
             j = table[p] - 1
-            if j >= 0 and left[j] == 1 and (flag[j] & 0xC0) != (fl & 0xC0):
+            if j >= 0 and left[j] == 1:
                 kh2, ka2, kb2, kc2, kd2 = _pair_key(j, flag, tid, pos, hi, mtid, mpos, qhash)
                 if kh2 == kh and ka2 == ka and kb2 == kb and kc2 == kc and kd2 == kd:
                     found = p
@@ -494,8 +509,7 @@ def count_records(n, flag, tid, pos, mapq, nh, hi, mtid, mpos, qhash, has_n,
         for _ in range(cap):
             if t_state[j] == 0:
                 break
-            if t_key[j] == kh and t_a[j] == ka and t_b[j] == kb and t_c[j] == kc and t_d[j] == kd \
-                    and (m_int[j, 0] & 0xC0) != (fl & 0xC0):
+            if t_key[j] == kh and t_a[j] == ka and t_b[j] == kb and t_c[j] == kc and t_d[j] == kd:
                 found = j
                 break
             j = (j + 1) & mask

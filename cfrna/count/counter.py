@@ -12,17 +12,23 @@ Assignment follows featureCounts 2.0.3 (verified against the binary, see ``tests
   multi-mapping (NH > 1 on any mate; records without NH count as unique, so minimap2's secondary
   records are counted unless ``--primary``), ``--primary`` (secondary flag 0x100; supplementary
   records are counted like featureCounts does), no features, ambiguity.
-* ``-M``: multi-mapping alignments are counted; ``--fraction``: 1/NH (largest NH of the mates)
-  with ``-M`` and 1/(number of genes) with ``-O``.
-* paired-end (``--paired`` = ``-p --countReadPairs``): mates are paired by read name, positions
-  and read-1/read-2 flags in a hash table, so coordinate-sorted and name-sorted BAMs both work
-  (memory: the mates waiting for their pair, i.e. pairs spanning the current position in a sorted
-  BAM). As in featureCounts the HI tag is part of the pairing key (a mate with ``HI:i:1`` and
-  one without HI are not a pair: they are counted as two single-mate fragments). The fragment strand is read 1's strand (the reversed read 2 when read 1 is unmapped).
-  Each mate votes once for each gene it overlaps; the gene with the most votes wins, a tie is
-  ambiguous (featureCounts' rule when mates overlap different genes). A mate absent from the file
-  leaves a single-mate fragment, counted like featureCounts counts it. Fragments whose mates are
-  on different chromosomes are counted (featureCounts without ``-C``).
+* ``-M``: multi-mapping alignments are counted; ``--fraction``: featureCounts' fixed-point weights
+  (units of 1/65536, integer division): 65536 // NH (largest NH of the mates) with ``-M``, then
+  // (number of genes) with ``-O``.
+* paired-end (``--paired`` = ``-p --countReadPairs``): mates are paired in a hash table by
+  featureCounts' key (its ``SAM_pairer_get_read_full_name``): read name, HI tag, read 1's and read
+  2's (chromosome, position) as each record states them, where an unmapped record's own position
+  and a mate-unmapped record's mate position count as (-1, 0). The read-1/read-2 flags are not
+  compared: two records with the same key pair (HISAT2 writes repeated secondary pairs without HI).
+  Coordinate-sorted and name-sorted BAMs both work (memory: the mates waiting for their pair, i.e.
+  pairs spanning the current position in a sorted BAM). An absent HI differs from ``HI:i:1``.
+  Strand is checked per mate, as featureCounts does: a record's strand, reversed for read 2 (flag
+  0x80), so the mates of a same-strand pair (flags 65/129, 113/177) are checked against opposite
+  strands. Each mate votes once for each gene it overlaps; the gene with the most votes wins, a
+  tie is ambiguous. A mate whose key never recurs leaves a single-mate fragment, counted like
+  featureCounts counts it. Fragments whose mates are on different chromosomes are counted
+  (featureCounts without ``-C``). For the QC tallies below the fragment strand is read 1's (the
+  reversed read 2 when read 1 is unmapped).
 
 QC tallies (``<out>.stats.json``, one pass, fragments for pairs, primary records only):
 
@@ -377,7 +383,8 @@ def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int 
         left = K.flush_pending(opt, index.gstrand, index.mito_tid, st.counts, st.acc, st.per_gene, st.votes,
                                st.t_state, *st.m)
         if left:
-            log.info("%d mate(s) without their pair in the BAM were counted as single-mate fragments", left)
+            log.info("%d mate(s) without a record of the same pairing key (name, HI, mate positions) were "
+                     "counted as single-mate fragments, as featureCounts does", left)
     if n_records == 0:
         log.warning("%s contains no alignment records", bam)
     return {"index": index, "state": st, "records": n_records, "sorted": sorted_coord}
@@ -407,6 +414,7 @@ def run_count(
     feature_type: str = "exon",
     attribute: str = "gene_id",
     sample: str | None = None,
+    chunk_bytes: int = 1 << 22,
 ) -> dict:
     """Count reads (fragments for pairs) per gene exactly as featureCounts 2.0.3 does.
 
@@ -439,6 +447,8 @@ def run_count(
         GTF feature type (``-t``) and grouping attribute (``-g``).
     sample
         Sample name for the stats JSON (default: the BAM file name without ``.bam``).
+    chunk_bytes
+        Uncompressed bytes per chunk of the BAM (whole BGZF blocks, at least 64 KiB; default 4 MiB).
 
     Returns
     -------
@@ -471,7 +481,7 @@ def run_count(
     annotation = load_layout(gtf, feature_type=feature_type, attribute=attribute)
     res = count_bam(bam, annotation, strandedness=STRANDEDNESS[strandedness], paired=paired, threads=threads,
                     min_mapq=min_mapq, primary_only=primary_only, multi_mapping=multi_mapping, fraction=fraction,
-                    allow_multi_overlap=allow_multi_overlap)
+                    allow_multi_overlap=allow_multi_overlap, chunk_bytes=chunk_bytes)
     if res["records"] == 0:
         raise EmptyResultError("BAM has no alignment records", where=str(bam),
                                hint="check the alignment step produced reads")
