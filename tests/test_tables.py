@@ -8,9 +8,11 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cfrna.cli import main
-from cfrna.errors import InputFormatError
+from cfrna.errors import CfrnaError, InputFormatError
 from cfrna.io.tables import check_matrix_samples, matrix_samples, read_gene_matrix, sample_from_bam
 from tests.conftest import require_shared, require_tool
 
@@ -169,3 +171,29 @@ def test_counts_without_any_sheet_sample_named(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 1 and "\n" not in err and "is a column of the counts table" in err
     assert "after QC exclusion" not in err
+
+
+FC_TABLE = (b"# Program:featureCounts v2.0.3; Command:\"featureCounts\" \"-a\" \"g.gtf\" \"-o\" \"x.txt\" \"a.bam\"\n"
+            b"Geneid\tChr\tStart\tEnd\tStrand\tLength\t/d/a.bam\t/d/b.sorted.bam\n"
+            b"G1\tchr1;chr1\t100;800\t200;900\t+;+\t202\t12\t0\nG2\tchr2\t10\t50\t-\t41\t3\t7\n")
+NF_TABLE = b"gene_id\tgene_name\tS1\tS2\nG1\tIFI27\t12.402\t0.000\nG2\tHBB\t3.5\t7.25\n"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=12),
+       cut=st.one_of(st.none(), st.integers(0, 10_000)), which=st.booleans(), gz=st.booleans())
+def test_gene_matrix_reader_fuzz(tmp_path, edits, cut, which, gz):
+    """Every mutated table gives a frame or a one-line project error, never another exception."""
+    b = bytearray(FC_TABLE if which else NF_TABLE)
+    for pos, val in edits:
+        b[pos % len(b)] = val
+    if cut is not None:
+        b = b[: cut % (len(b) + 1)]
+    p = tmp_path / ("t.tsv.gz" if gz else "t.tsv")
+    p.write_bytes(gzip.compress(bytes(b)) if gz else bytes(b))
+    try:
+        df = read_gene_matrix(p)
+    except CfrnaError as exc:
+        assert "\n" not in exc.one_line()
+    else:
+        assert df.shape[1] >= 1 and df.index.is_unique

@@ -28,6 +28,7 @@ import io
 import logging
 import os
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +135,8 @@ def read_gene_matrix(path: str | os.PathLike) -> pd.DataFrame:
                                    hint="first column gene_id, then one column per sample")
         df = pd.read_csv(path, sep=sep, skiprows=skip, dtype=str, keep_default_na=False, quoting=csv.QUOTE_MINIMAL,
                          compression="gzip" if _is_gzip(path) else None)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError, gzip.BadGzipFile,
+            zlib.error) as exc:
         raise InputFormatError(f"not a counts table ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
                                where=where, hint="first column gene_id, then one column per sample") from None
     except OSError as exc:
