@@ -163,21 +163,133 @@ def test_every_module_has_the_nfcore_files():
         assert not re.search(r"(?<![\w/.])params\.(?!json)", text), f"{m.name}/main.nf reads params (inputs only)"
 
 
-def test_schema_lists_every_param():
+def _config_params() -> dict[str, object]:
+    """The params block of nextflow.config: name -> default (str/int/bool/None)."""
     import re
 
+    block = (ROOT / "nextflow.config").read_text().split("params {", 1)[1].split("\n}", 1)[0]
+    out: dict[str, object] = {}
+    for name, raw in re.findall(r"^\s+(\w+)\s+=\s+(\S+)", block, re.M):
+        if raw == "null":
+            out[name] = None
+        elif raw in ("true", "false"):
+            out[name] = raw == "true"
+        elif raw[0] in "'\"":
+            out[name] = raw.strip("'\"")
+        else:
+            out[name] = int(raw)
+    return out
+
+
+def test_schema_lists_every_param():
     schema = json.loads((ROOT / "nextflow_schema.json").read_text())
-    in_schema = {k for gid, group in schema["$defs"].items() if gid != "profile_options" for k in group["properties"]}
+    props = {k: v for group in schema["$defs"].values() for k, v in group["properties"].items()}
+    refs = {r["$ref"].rsplit("/", 1)[1] for r in schema["allOf"]}
+    assert refs == set(schema["$defs"]), "every schema group is referenced by allOf"
+    config = _config_params()
+    assert set(config) == set(props), (f"config-only: {set(config) - set(props)}; "
+                                       f"schema-only: {set(props) - set(config)}")
+    # every parameter has its nextflow.config default in the schema (none for null), as nf-core lint wants
+    for name, default in config.items():
+        if default is None:
+            assert "default" not in props[name], f"{name}: schema default for a null parameter"
+        else:
+            assert props[name].get("default") == default, f"{name}: schema default {props[name].get('default')!r} != {default!r}"
     profile_params = set(schema["$defs"]["profile_options"]["properties"])
     profiles = "".join(p.read_text() for p in (ROOT / "conf" / "profiles").glob("*.config"))
     for p in profile_params:
-        assert p in profiles, f"schema profile param {p} is set by no profile"
-    block = (ROOT / "nextflow.config").read_text().split("params {", 1)[1].split("\n}", 1)[0]
-    in_config = set(re.findall(r"^\s+(\w+)\s+=", block, re.M))
-    assert in_config == in_schema, f"config-only: {in_config - in_schema}; schema-only: {in_schema - in_config}"
+        assert f"params.{p}" in profiles, f"schema profile param {p} is used by no profile"
     docs = (ROOT / "docs" / "parameters.md").read_text()
-    for p in in_config | profile_params:
-        assert f"--{p}" in docs, f"docs/parameters.md does not document --{p}"
+    for p in props:
+        if not props[p].get("hidden"):
+            assert f"--{p}" in docs, f"docs/parameters.md does not document --{p}"
+
+
+def test_manifest_and_nfcore_files():
+    import re
+
+    text = (ROOT / "nextflow.config").read_text()
+    manifest = text.split("manifest {", 1)[1].split("\n}", 1)[0]
+    name = re.search(r"name\s+=\s+'([^']+)'", manifest).group(1)
+    assert re.fullmatch(r"[\w.-]+/[\w.-]+", name), f"manifest.name {name!r} has no owner/ prefix"
+    assert re.search(r"homePage\s+=\s+'https://", manifest)
+    lic = (ROOT / "LICENSE").read_text()
+    assert lic.startswith("MIT License") and "Permission is hereby granted" in lic
+    cites = (ROOT / "CITATIONS.md").read_text()
+    for tool in ("Nextflow", "minimap2", "STAR", "featureCounts", "DESeq2", "MultiQC", "cutadapt"):
+        assert tool in cites, f"CITATIONS.md does not cite {tool}"
+
+
+# ----------------------------------------------------------------------------- resolved config of every profile
+
+
+def nf_config(profile: str | None) -> dict[str, str]:
+    args = [nextflow_bin(), "config", "-flat", str(ROOT)]
+    if profile:
+        args[2:2] = ["-profile", profile]
+    proc = subprocess.run(args, cwd=ROOT, env=task_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"nextflow config -profile {profile}: {proc.stderr[-2000:]}"
+    out = {}
+    for line in proc.stdout.splitlines():
+        if " = " in line:
+            k, v = line.split(" = ", 1)
+            out[k] = v
+    return out
+
+
+#: per profile, settings that must hold in `nextflow config -profile X -flat` (None: unset)
+PROFILE_EXPECT: dict[str | None, dict[str, str | None]] = {
+    None: {"conda.enabled": "false", "docker.enabled": "false", "podman.enabled": "false",
+           "singularity.enabled": "false", "process.executor": None, "process.container": None},
+    "test": {"params.simulate": "true", "params.max_cpus": "2", "executor.$local.cpus": "2",
+             "process.resourceLimits": "[cpus:2, memory:'6 GB', time:'1h']", "conda.enabled": "false"},
+    "local": {"process.executor": "'local'", "conda.enabled": "false"},
+    "slurm": {"process.executor": "'slurm'", "process.resourceLimits": "[cpus:16, memory:'128 GB', time:'10d']"},
+    "sge": {"process.executor": "'sge'", "process.penv": "'smp'"},
+    "lsf": {"process.executor": "'lsf'", "executor.perJobMemLimit": "false"},
+    "pbs": {"process.executor": "'pbspro'"},
+    "awsbatch": {"process.executor": "'awsbatch'", "aws.region": "'eu-west-1'"},
+    "docker": {"docker.enabled": "true", "conda.enabled": "false", "podman.enabled": "false",
+               "process.container": "{ params.container_image }", "params.container_image": "'cfrna:0.1.0'",
+               "env.NUMBA_CACHE_DIR": "'/opt/cfrna/numba-cache'"},
+    "podman": {"podman.enabled": "true", "docker.enabled": "false", "conda.enabled": "false",
+               "podman.engineOptions": "'--runtime runc --cgroup-manager cgroupfs'",
+               "process.container": "{ params.container_image }", "params.container_image": "'localhost/cfrna:0.1.0'",
+               "env.NUMBA_CACHE_DIR": "'/opt/cfrna/numba-cache'"},
+    "singularity": {"singularity.enabled": "true", "singularity.autoMounts": "true", "docker.enabled": "false",
+                    "params.container_image": "'docker://cfrna:0.1.0'"},
+    "conda": {"conda.enabled": "true", "docker.enabled": "false", "singularity.enabled": "false",
+              "process.'withName:CFRNA_.*'.conda": f"'{ROOT}/environment.yml'"},
+}
+
+
+def test_every_profile_has_an_expectation():
+    import re
+
+    block = (ROOT / "nextflow.config").read_text().split("profiles {", 1)[1].split("\n}", 1)[0]
+    declared = set(re.findall(r"^\s+(\w+)\s+\{", block, re.M))
+    assert declared == set(PROFILE_EXPECT) - {None}, "a profile without a resolved-config check (PROFILE_EXPECT)"
+
+
+@pytest.mark.nextflow
+@pytest.mark.slow
+def test_resolved_config_of_every_profile():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        resolved = dict(zip(PROFILE_EXPECT, pool.map(nf_config, PROFILE_EXPECT), strict=True))
+    problems = []
+    for profile, want in PROFILE_EXPECT.items():
+        got = resolved[profile]
+        for key, value in want.items():
+            if got.get(key) != value:
+                problems.append(f"-profile {profile}: {key} = {got.get(key)} (want {value})")
+        # a profile never leaves the environment of another one switched on
+        on = [k for k in ("conda.enabled", "docker.enabled", "podman.enabled", "singularity.enabled")
+              if got.get(k) == "true"]
+        if len(on) > 1:
+            problems.append(f"-profile {profile}: {on} all enabled")
+    assert not problems, "\n".join(problems)
 
 
 # ----------------------------------------------------------------------------- Nextflow: stubs and errors
@@ -248,6 +360,59 @@ def test_input_with_simulate_is_rejected(tmp_path, stub_inputs):
                         "--outdir", str(tmp_path / "o"), check=False)
     assert proc.returncode != 0
     assert "add --simulate false" in proc.stdout + proc.stderr
+
+
+@pytest.mark.nextflow
+def test_stub_run_of_the_test_profile(tmp_path):
+    # the simulate stub writes a samplesheet of --sim_samples rows: every per-sample task runs; an
+    # unknown parameter with --validate_params false is a warning, not an error
+    out = tmp_path / "o"
+    proc = run_nextflow(tmp_path, "-stub-run", "-profile", "test", "--sim_samples", "3", "--outdir", str(out),
+                        "--validate_params", "false", "--site_option", "x")
+    log = (tmp_path / ".nextflow.log").read_text()  # (-q hides warnings from the console)
+    assert "WARN" in log and "unknown parameter(s): --site_option" in log + proc.stdout + proc.stderr
+    files = tree(out)
+    for sid in ("s01", "s02", "s03"):
+        for f in (f"trimmed/{sid}.trim.json", f"alignment/{sid}.bam", f"counts/{sid}.counts.tsv"):
+            assert f in files, f"{f} not published"
+    for f in ("qc/qc_summary.tsv", "matrix/gene_counts.tsv", "de/design.tsv", "pathways/signature_scores.tsv",
+              "report/index.html", "matrix/cfrna.h5ad"):
+        assert f in files, f"{f} not published"
+    trace = latest_trace(out)
+    assert set(trace["status"]) == {"COMPLETED"}
+    names = trace["name"].str.replace(r" \(.*\)$", "", regex=True).str.split(":").str[-1]
+    assert (names == "CFRNA_ALIGN").sum() == 3
+
+
+@pytest.mark.nextflow
+def test_params_are_checked_against_the_schema_at_start(tmp_path):
+    proc = run_nextflow(tmp_path, "-stub-run", "-profile", "test", "--outdir", str(tmp_path / "o"),
+                        "--sim_samles", "3", "--max-cpus", "3", "--min_mapq", "-1", "--skip_trim", "maybe",
+                        "--sim_reads", "many", "--max_memory", "lots", "--publish_dir_mode", "copy2",
+                        "--gene_sets", check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    for msg in ("unknown parameter(s): --sim_samles (did you mean --sim_samples?), --max-cpus (did you mean --max_cpus?)",
+                "--min_mapq must be >= 0, not -1",
+                "--skip_trim must be true or false, not 'maybe'",
+                "--sim_reads must be an integer, not 'many'",
+                "--max_memory 'lots' does not match",
+                "--publish_dir_mode must be copy, copyNoFollow, link, rellink, symlink or move, not 'copy2'",
+                "--gene_sets needs a value"):
+        assert msg in text, f"{msg!r} not reported:\n{text[-3000:]}"
+    # reported before any task: no task in the work folder or in the trace
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
+    for trace in (tmp_path / "o" / "pipeline_info").glob("execution_trace_*"):
+        assert len(trace.read_text().splitlines()) <= 1, "a task ran before the parameter check"
+
+
+@pytest.mark.nextflow
+def test_missing_input_file_is_reported_at_start(tmp_path, stub_inputs):
+    d = stub_inputs
+    proc = run_nextflow(tmp_path, "-stub-run", "--input", str(d / "nope.csv"), "--fasta", str(d / "g.fa"),
+                        "--gtf", str(d / "g.gtf"), "--outdir", str(tmp_path / "o"), check=False)
+    assert proc.returncode != 0
+    assert f"--input: {d / 'nope.csv'} does not exist" in proc.stdout + proc.stderr
 
 
 # ----------------------------------------------------------------------------- Nextflow: real runs

@@ -4,9 +4,10 @@ process CFRNA_REPORT {
     conda "${moduleDir}/environment.yml"
 
     input:
-    // every published folder the report reads, each staged under its own name; the script copies
-    // them into a fresh results/ tree (the report writes matrix/cfrna.h5ad, and inputs are read-only)
-    tuple val(meta), path(qc, stageAs: 'in/qc/*'), path(matrix, stageAs: 'in/matrix/*'), path(de, stageAs: 'in/de/*'), path(pathways, stageAs: 'in/pathways/*'), path(counts, stageAs: 'in/counts/*'), path(align, stageAs: 'in/alignment/*'), path(trim, stageAs: 'in/trimmed/*'), path(info, stageAs: 'in/pipeline_info/*')
+    // exactly the files of this run that the report reads, staged (as links) into the layout of an
+    // output folder: results/ holds nothing else (no copy of the published tree, no files of an
+    // earlier run into the same --outdir); the report adds report/ and matrix/cfrna.h5ad beside them
+    tuple val(meta), path(qc, stageAs: 'results/qc/*'), path(matrix, stageAs: 'results/matrix/*'), path(de, stageAs: 'results/de/*'), path(pathways, stageAs: 'results/pathways/*'), path(counts, stageAs: 'results/counts/*'), path(align, stageAs: 'results/alignment/*'), path(trim, stageAs: 'results/trimmed/*'), path(info, stageAs: 'results/pipeline_info/*')
 
     output:
     tuple val(meta), path("results/report/index.html"), emit: html
@@ -19,8 +20,6 @@ process CFRNA_REPORT {
     script:
     def args = task.ext.args ?: ''
     """
-    mkdir -p in results
-    cp -rL in/. results/
     cfrna-report \\
         --results results \\
         --threads ${task.cpus} \\

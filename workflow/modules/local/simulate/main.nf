@@ -36,9 +36,22 @@ process CFRNA_SIMULATE {
     """
 
     stub:
+    // the layout of `cfrna simulate`: a samplesheet with one row per sample and relative FASTQ
+    // paths (empty FASTQ files), so that -stub-run -profile test runs every per-sample task
+    def paired = (task.ext.args ?: '').contains('--paired')
+    def r2 = paired ? 'r2=fastq/\${s}_R2.fastq.gz; echo | gzip > cohort/\$r2' : 'r2='
     """
     mkdir -p cohort/fastq
-    touch cohort/samplesheet.csv cohort/contrasts.csv cohort/genome.fa cohort/genes.gtf
+    echo "sample,patient_id,visit_month,arm,flare,fastq_1,fastq_2,strandedness" > cohort/samplesheet.csv
+    for i in \$(seq 1 ${n_samples}); do
+        s=\$(printf 's%02d' "\$i")
+        echo | gzip > cohort/fastq/\${s}_R1.fastq.gz
+        ${r2}
+        arm=\$([ \$((i % 2)) -eq 0 ] && echo steroid_tapering || echo steroid_maintenance)
+        echo "\$s,P\$i,0,\$arm,no_flare,fastq/\${s}_R1.fastq.gz,\$r2,auto" >> cohort/samplesheet.csv
+    done
+    echo "id,variable,reference,target,blocking,formula" > cohort/contrasts.csv
+    touch cohort/genome.fa cohort/genes.gtf
     echo '"${task.process}": {cfrna: stub}' > versions.yml
     """
 }

@@ -36,8 +36,13 @@ process CFRNA_VALIDATE {
     """
 
     stub:
+    // as `cfrna validate --normalized`: FASTQ paths made absolute against the sheet's real folder
     """
-    cp ${samplesheet} samplesheet.valid.csv
+    dir=\$(dirname "\$(readlink -f ${samplesheet})")
+    awk -F, -v OFS=, -v d="\$dir" '
+        NR == 1 { for (i = 1; i <= NF; i++) if (\$i ~ /^fastq_[12]\$/) f[i] = 1; print; next }
+        { for (i in f) if (\$i != "" && substr(\$i, 1, 1) != "/") \$i = d "/" \$i; print }
+    ' ${samplesheet} > samplesheet.valid.csv
     touch validate.log
     echo '"${task.process}": {cfrna: stub}' > versions.yml
     """
