@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -37,7 +37,7 @@ RESULT_COLUMNS = ["gene_id", "gene_name", "baseMean", "log2FoldChange", "lfcSE",
                   "log2FoldChange_shrunk"]
 #: signatures (names in assets/genesets/cfrna_lupus.gmt) used as covariates in the sensitivity analysis
 SENSITIVITY_SIGNATURES = {"erythroid": "BloodGen3_M9.2_Erythroid",
-                          "platelet": "BloodGen3_M8.2_Platelet",
+                          "platelet": "BloodGen3_M8.2_Platelet",  # published label "Prostanoids": SOURCES.md
                           "neutrophil": "BloodGen3_M10.4_Neutrophil_activation"}
 
 
@@ -125,7 +125,10 @@ def filter_genes(counts: pd.DataFrame, *, method: FilterMethod = "default", min_
 def deseq_fit(counts: pd.DataFrame, metadata: pd.DataFrame, formula: str, coefficient: str, *,
               threads: int = 1, alpha: float = 0.05, lfc_shrink: bool = True, cooks: bool = True,
               independent_filter: bool = True) -> tuple[pd.DataFrame, object]:
-    """Fit one design with pydeseq2 and test one coefficient.
+    """Fit one design with the cfrna DESeq2 engine (:mod:`cfrna.de.nbglm`) and test one coefficient.
+
+    The largest categorical main effect of the formula (e.g. ``patient_id`` in
+    ``~ patient_id + flare``) is absorbed as a block, so hundreds of patient levels cost little.
 
     Parameters
     ----------
@@ -138,47 +141,32 @@ def deseq_fit(counts: pd.DataFrame, metadata: pd.DataFrame, formula: str, coeffi
     coefficient : str
         Design-matrix column to test (Wald) and shrink, e.g. ``flare[T.flare]``.
     threads : int
-        pydeseq2 ``n_cpus`` (default: 1).
+        Genes fitted in parallel (numba threads) (default: 1).
     alpha : float
         Target FDR of independent filtering (default: 0.05).
     lfc_shrink : bool
-        Add ``log2FoldChange_shrunk`` (pydeseq2 apeGLM-like Cauchy prior) (default: True).
+        Add ``log2FoldChange_shrunk`` (apeGLM-like Cauchy prior, as pydeseq2 ``lfc_shrink``) (default: True).
     cooks, independent_filter : bool
         Cook's outlier filtering/refitting and independent filtering (default: True).
 
     Returns
     -------
-    (pandas.DataFrame, DeseqDataSet)
+    (pandas.DataFrame, NBGLMFit)
         Results indexed by gene id with baseMean, log2FoldChange, lfcSE, stat, pvalue, padj,
-        log2FoldChange_shrunk; and the fitted dataset (size factors, normalised counts).
-    """
-    from pydeseq2.dds import DeseqDataSet
-    from pydeseq2.ds import DeseqStats
+        log2FoldChange_shrunk; and the fit (size factors, dispersions, coefficients).
 
-    x = counts[metadata.index].T
-    with blas_single_thread(), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        dds = DeseqDataSet(counts=x, metadata=metadata, design=formula, refit_cooks=cooks,
-                           n_cpus=threads, quiet=True)
-        cols = list(dds.obsm["design_matrix"].columns)
-        if coefficient not in cols:
-            raise ConfigError(f"coefficient '{coefficient}' is not in the design matrix of {formula!r}",
-                              hint=f"design columns: {', '.join(cols)}")
-        dds.deseq2()
-        vec = np.zeros(len(cols))
-        vec[cols.index(coefficient)] = 1.0
-        stats = DeseqStats(dds, contrast=vec, alpha=alpha, cooks_filter=cooks,
-                           independent_filter=independent_filter, quiet=True, n_cpus=threads)
-        stats.summary()
-        res = stats.results_df.copy()
-        res["log2FoldChange_shrunk"] = np.nan
-        if lfc_shrink:
-            stats.lfc_shrink(coeff=coefficient)
-            res["log2FoldChange_shrunk"] = stats.results_df["log2FoldChange"]
-    for w in caught:
-        log.debug("pydeseq2: %s", w.message)
-    res.index.name = "gene_id"
-    return res[["baseMean", "log2FoldChange", "lfcSE", "stat", "pvalue", "padj", "log2FoldChange_shrunk"]], dds
+    Raises
+    ------
+    ConfigError
+        Unknown coefficient; a design that is rank-deficient, e.g. a tested variable constant
+        within every level of the absorbed block (names the columns).
+    """
+    from cfrna.de.nbglm import nbinom_deseq
+
+    with blas_single_thread():
+        res, fit = nbinom_deseq(counts, metadata, formula, coefficient, threads=threads, alpha=alpha,
+                                lfc_shrink=lfc_shrink, cooks=cooks, independent_filter=independent_filter)
+    return res[["baseMean", "log2FoldChange", "lfcSE", "stat", "pvalue", "padj", "log2FoldChange_shrunk"]], fit
 
 
 def _gene_names(index: pd.Index, *, gtf: str | os.PathLike | None, annotation: str | os.PathLike | None) -> pd.Series:
@@ -363,8 +351,8 @@ def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike, contrasts:
                 if s in samples.index:
                     excluded[s] = row["qc_reasons"] or "failed QC"
         if excluded:
-            log.info("de: %d sample(s) excluded by QC: %s", len(excluded),
-                     "; ".join(f"{s} ({r})" for s, r in excluded.items()))
+            log.info("de: %d sample(s) excluded by QC (reasons: qc/qc_summary.tsv): %s", len(excluded),
+                     ", ".join(excluded))
     cmat = read_counts(counts)
     not_in_counts = [s for s in samples.index if s not in cmat.columns and s not in excluded]
     for s in not_in_counts:
@@ -438,7 +426,7 @@ def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike, contrasts:
             "n_reference": summ.groups[c.reference], "n_target": summ.groups[c.target],
             "reference_samples": ";".join(s for s in summ.samples if summ.metadata.loc[s, c.variable] == c.reference),
             "target_samples": ";".join(s for s in summ.samples if summ.metadata.loc[s, c.variable] == c.target),
-            "excluded_samples": ";".join(f"{s} ({excluded[s]})" for s in summ.dropped if s in excluded),
+            "excluded_samples": ";".join(s for s in summ.dropped if s in excluded),  # reasons: qc_summary.tsv
             "not_used_samples": ";".join(f"{s} ({r})" for s, r in summ.dropped.items() if s not in excluded),
             "gene_filter": min_count_filter, "genes_tested": len(table), "n_significant": n_sig, "alpha": alpha,
             "sensitivity": sens_status,
@@ -449,28 +437,38 @@ def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike, contrasts:
     return out
 
 
-def _cohort_dds(counts: pd.DataFrame, full: DesignSummary | None, *, threads: int):
+@dataclass
+class CohortFit:
+    """Cohort-level size factors, normalised counts and VST (``obs``/``layers`` as in AnnData).
+
+    ``obs["size_factors"]`` per sample; ``layers["normed_counts"]`` and ``layers["vst_counts"]`` are
+    samples x genes.
+    """
+
+    obs: pd.DataFrame
+    layers: dict[str, np.ndarray]
+
+
+def _cohort_dds(counts: pd.DataFrame, full: DesignSummary | None, *, threads: int) -> CohortFit:
     """Size factors, normalised counts and VST over all used samples.
 
-    With a contrast covering every sample, its design is used (vst blind=False, as in R's
-    ``vst(dds, blind=FALSE)``); otherwise an intercept-only design (blind).
+    With a contrast covering every sample, its design is used (as R's ``vst(dds, blind=FALSE)``,
+    dispersion trend from 1,000 genes with mean > 5); otherwise an intercept-only design (blind).
     """
-    from pydeseq2.dds import DeseqDataSet
+    from cfrna.de import nbglm
 
     if full is not None:
         meta, formula = full.metadata.loc[counts.columns], full.formula
     else:
         meta, formula = pd.DataFrame({"all": np.ones(counts.shape[1])}, index=counts.columns), "~ 1"
         log.info("de: no contrast uses every sample; vst.tsv is blind (intercept-only design)")
-    with blas_single_thread(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dds = DeseqDataSet(counts=counts.T, metadata=meta, design=formula, n_cpus=threads, quiet=True)
-        dds.fit_size_factors()
-        if full is not None:
-            dds.vst(use_design=True)
-        else:
-            dds.vst(use_design=False)
-    return dds
+    y = counts.to_numpy(dtype=float)
+    with blas_single_thread():
+        sf = nbglm.size_factors(y)
+        design = nbglm.build_design(formula, meta)
+        vst = nbglm.vst(y, design, sf, threads=threads)
+    obs = pd.DataFrame({"size_factors": sf}, index=counts.columns)
+    return CohortFit(obs=obs, layers={"normed_counts": (y / sf[None, :]).T, "vst_counts": vst.T})
 
 
 def results_for(counts: pd.DataFrame, samples: pd.DataFrame, contrast: Contrast, **kwargs) -> pd.DataFrame:
