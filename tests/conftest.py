@@ -65,3 +65,18 @@ def sim_cohort(tmp_path_factory) -> Path:
 def sim_cohort_pe(tmp_path_factory) -> Path:
     """A tiny paired-end cohort (6 samples)."""
     return _cohort(tmp_path_factory, "cohort_pe", n_samples=6, reads_per_sample=10000, paired=True, seed=2)
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(sim_cohort, tmp_path_factory) -> Path:
+    """One real ``cfrna run`` of ``sim_cohort`` with its contrasts and the bundled gene sets, shared by the
+    session (its results folder); tests must not modify it (copy it first)."""
+    from cfrna.cli import main
+
+    out = tmp_path_factory.mktemp("pipeline_run") / "results"
+    index = tmp_path_factory.mktemp("pipeline_run_index")
+    args = ["run", "--samplesheet", str(sim_cohort / "samplesheet.csv"), "--fasta", str(sim_cohort / "genome.fa"),
+            "--gtf", str(sim_cohort / "genes.gtf"), "--contrasts", str(sim_cohort / "contrasts.csv"),
+            "--outdir", str(out), "--threads", "2", "--no-progress", "--index-dir", str(index)]
+    assert main(args) == 0
+    return out

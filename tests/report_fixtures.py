@@ -161,9 +161,8 @@ def build_results(
         idx = pd.Index(gene_ids, name="gene_id")
         pd.DataFrame(norm[:, kept].round(3), index=idx, columns=ks).to_csv(out / "de" / "normalized_counts.tsv", sep="\t")
         pd.DataFrame(vst[:, kept].round(4), index=idx, columns=ks).to_csv(out / "de" / "vst.tsv", sep="\t")
-        pd.DataFrame({"sample": ks, "flare": [flares[i] for i in kept]}).to_csv(
-            out / "de" / "design.tsv", sep="\t", index=False
-        )
+        failed = [samples[i] for i in range(n) if status[i] == "fail"]
+        design_rows = []
         for c in range(n_contrasts):
             a = vst[:, kept][:, ~flare[kept]]
             b = vst[:, kept][:, flare[kept]]
@@ -175,6 +174,20 @@ def build_results(
             p = np.where(np.isfinite(p), p, np.nan)
             padj = _bh(p)
             cid = "flare_vs_no_flare" if c == 0 else f"visit_{c}"
+            if c == 0:
+                var, ref, tgt = "flare", "no_flare", "flare"
+                groups = {lv: [s for s, f in zip(ks, [flares[i] for i in kept], strict=True) if f == lv] for lv in (ref, tgt)}
+            else:
+                var, ref, tgt = "visit_month", "0", "6"
+                groups = {lv: [s for s, v in zip(ks, [visits[i] for i in kept], strict=True) if str(v) == lv] for lv in (ref, tgt)}
+            design_rows.append({
+                "contrast": cid, "variable": var, "reference": ref, "target": tgt, "formula": f"~ {var}",
+                "n_reference": len(groups[ref]), "n_target": len(groups[tgt]),
+                "reference_samples": ";".join(groups[ref]), "target_samples": ";".join(groups[tgt]),
+                "excluded_samples": ";".join(failed), "not_used_samples": "", "genes_tested": n_genes,
+                "sensitivity": "ok" if c else "adjusted design not fittable: contrast 'x': design '~ a + b' has 9 "
+                "coefficients for 9 samples (no residual degrees of freedom)",
+            })
             de = pd.DataFrame(
                 {
                     "gene_id": gene_ids,
@@ -197,12 +210,13 @@ def build_results(
                         "size": [4, 12, 20],
                         "es": [0.9, -0.7, 0.1],
                         "nes": [2.1, -1.8, 0.3],
-                        "pvalue": [0.001, 0.004, 0.8],
+                        "pvalue": [0.0, 0.004, 0.8],
                         "fdr": [0.003, 0.006, 0.8],
                         "leading_edge": ["IFI27;RSAD2;ISG15", "HBB", "GENE50;GENE51"],
                     }
                 )
                 gsea.to_csv(out / "pathways" / f"{cid}.gsea.tsv", sep="\t", index=False)
+        pd.DataFrame(design_rows).to_csv(out / "de" / "design.tsv", sep="\t", index=False)
         if with_pathways:
             ifn = vst[[10, 11, 12], :].mean(axis=0)
             ery = vst[13, :]
@@ -217,7 +231,8 @@ def build_results(
         info = out / "pipeline_info"
         (info / "params.json").write_text(json.dumps({"aligner": "mappy", "threads": 2, "min_mapq": 10}))
         (info / "software_versions.yml").write_text('cfrna: "0.1.0"\nCFRNA_COUNT:\n  featureCounts: "2.0.6"\n')
-        pd.DataFrame({"file": ["samplesheet.csv", "genes.gtf"], "sha256": ["ab" * 32, "cd" * 32]}).to_csv(
+        pd.DataFrame({"file": ["samplesheet.csv", "genes.gtf"], "bytes": [1407, 1_670_000],
+                      "sha256": ["ab" * 32, "cd" * 32]}).to_csv(
             info / "input_checksums.tsv", sep="\t", index=False
         )
     return out

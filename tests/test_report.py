@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -239,3 +240,134 @@ def test_cli_report(results: Path, tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith("cfrna report: error:") and "results folder not found" in err
     assert main(["report"]) == 2
+
+
+# ------------------------------------------------------------------ this run's contrasts and samples only
+def _add_stale(res: Path) -> None:
+    """Tables an older run into the same folder left behind: a removed contrast `old` and a stale sample."""
+    shutil.copy(res / "de" / "flare_vs_no_flare.deseq2.tsv", res / "de" / "old.deseq2.tsv")
+    shutil.copy(res / "pathways" / "flare_vs_no_flare.gsea.tsv", res / "pathways" / "old.gsea.tsv")
+
+
+def test_stale_tables_are_not_this_runs(tmp_path: Path) -> None:
+    res = build_results(tmp_path / "r")
+    _add_stale(res)
+    qc = pd.read_csv(res / "qc" / "qc_summary.tsv", sep="\t")
+    stale_qc = qc.iloc[[0]].assign(sample="GONE_V0", status="pass")
+    pd.concat([qc, stale_qc]).to_csv(res / "qc" / "qc_summary.tsv", sep="\t", index=False)
+    d = collect(res)
+    assert [c["id"] for c in d["contrasts"]] == ["flare_vs_no_flare", "visit_1"]
+    assert list(d["pathways"]) == ["flare_vs_no_flare", "visit_1"]
+    assert "GONE_V0" not in [r[0] for r in d["qc"]["rows"]]
+    assert d["meta"]["n_samples"] == 12
+    assert any("GONE_V0" in n and "samples.tsv" in n for n in d["notes"])
+    text = run_report(res, anndata=False).read_text(encoding="utf-8")
+    assert '"id":"old"' not in text and '"old":{' not in text  # neither a DE nor a GSEA block
+    assert text.count('id="cfrna-contrast-') == 1  # the second declared contrast only
+
+
+def test_contrasts_come_from_design_tsv(tmp_path: Path) -> None:
+    res = build_results(tmp_path / "r")
+    design = pd.read_csv(res / "de" / "design.tsv", sep="\t")
+    design.iloc[[0]].to_csv(res / "de" / "design.tsv", sep="\t", index=False)  # visit_1 not in this run
+    d = collect(res)
+    assert [c["id"] for c in d["contrasts"]] == ["flare_vs_no_flare"] and list(d["pathways"]) == ["flare_vs_no_flare"]
+    (res / "de" / "flare_vs_no_flare.deseq2.tsv").unlink()
+    with pytest.raises(InputFormatError, match=r"flare_vs_no_flare\.deseq2\.tsv.*listed in de/design\.tsv.*cfrna de"):
+        collect(res)
+    (res / "de" / "design.tsv").unlink()
+    d = collect(res)
+    assert d["contrasts"] == [] and any("design.tsv absent" in n for n in d["notes"])
+
+
+def test_contrast_design_top_genes_and_design_table(results: Path) -> None:
+    d = collect(results)
+    c = d["contrasts"][0]
+    assert c["design"]["target"] == "flare" and c["design"]["reference"] == "no_flare"
+    assert c["design"]["excluded"] == ["P005_V1"] and c["design"]["n_target"] == 6
+    names = d["genes"]["name"]
+    assert {names[g] for g, _, _ in c["top"]["up"]} >= set(PLANTED_UP)
+    assert names[c["top"]["down"][0][0]] == "HBB"
+    assert all(lfc > 0 for _, lfc, _ in c["top"]["up"]) and all(lfc < 0 for _, lfc, _ in c["top"]["down"])
+    padjs = [p for _, _, p in c["top"]["up"]]
+    assert padjs == sorted(padjs)
+    cols = d["design"]["columns"]
+    assert "excluded" in cols and not any(col.endswith("_samples") for col in cols)
+    row = dict(zip(cols, d["design"]["rows"][0], strict=True))
+    assert row["excluded"] == "P005_V1" and row["sensitivity"] == "adjusted design not fittable"
+    assert d["meta"]["gsea_permutations"] == 1000
+    # a design.tsv of an older version (`id (reason)` cells) still gives ids only
+    from cfrna.report.data import _sample_ids
+
+    assert _sample_ids("s09 (warn: a; fail: b=0.4 (x > 3));s10 (fail: hemolysis)") == ["s09", "s10"]
+    assert _sample_ids("s01;s02") == ["s01", "s02"] and _sample_ids(float("nan")) == []
+
+
+def test_default_title_names_the_run_not_the_folder(tmp_path: Path) -> None:
+    from cfrna.report.data import default_title
+
+    res = build_results(tmp_path / "some_folder_name")
+    assert "some_folder_name" not in collect(res)["meta"]["title"]
+    samples = pd.DataFrame({"sample": ["a", "b"], "trial": ["BLISS-SLE", "BLISS-SLE"]})
+    assert default_title(None, samples) == "BLISS-SLE — cfrna report"
+    assert default_title({"params": {"title": "Lupus flare cohort", "samplesheet": "s.csv"}}, samples) == "Lupus flare cohort"
+    assert default_title({"params": {"samplesheet": "lupus_2024.csv"}}, samples[["sample"]]) == "cfrna report — lupus_2024.csv"
+    assert default_title(None, samples[["sample"]]) == "cfrna report"
+
+
+# ------------------------------------------------------------------ a real `cfrna run` (shared)
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_real_run_qc_reasons_once_and_ids_elsewhere(pipeline_run: Path) -> None:
+    """QC reasons are printed once (the QC stage); design.tsv and the report list sample ids only."""
+    qc = pd.read_csv(pipeline_run / "qc" / "qc_summary.tsv", sep="\t", dtype={"sample": str})
+    failed = qc[qc["status"] == "fail"]
+    assert len(failed) >= 1
+    log = (pipeline_run / "pipeline_info" / "cfrna.log").read_text(encoding="utf-8")
+    for reasons in failed["reasons"]:
+        assert log.count(reasons) == 1, reasons
+    assert max(len(line) for line in log.splitlines() if "excluded by QC" in line) < 300
+    design = pd.read_csv(pipeline_run / "de" / "design.tsv", sep="\t", dtype=str).fillna("")
+    for cell in design["excluded_samples"]:
+        assert set(cell.split(";")) <= set(failed["sample"]), cell  # ids, no reason text
+    d = collect(pipeline_run)
+    assert [c["id"] for c in d["contrasts"]] == design["contrast"].tolist()
+    assert all(set(c["design"]["excluded"]) <= set(failed["sample"]) for c in d["contrasts"])
+    assert len(json.dumps(d["design"])) < 3000
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_real_run_stale_contrast_not_in_report_or_h5ad(pipeline_run: Path, tmp_path: Path) -> None:
+    import anndata as ad
+
+    res = tmp_path / "results"
+    shutil.copytree(pipeline_run, res, ignore=shutil.ignore_patterns("trimmed", "alignment", "counts"))
+    first = pd.read_csv(res / "de" / "design.tsv", sep="\t", dtype=str)["contrast"].iloc[0]
+    shutil.copy(res / "de" / f"{first}.deseq2.tsv", res / "de" / "old.deseq2.tsv")
+    shutil.copy(res / "pathways" / f"{first}.gsea.tsv", res / "pathways" / "old.gsea.tsv")
+    out = run_report(res, anndata=True)
+    payload = _payload_from_html(out)
+    ids = [c["id"] for c in payload["contrasts"]]
+    assert "old" not in ids and "old" not in payload["pathways"] and first in ids
+    a = ad.read_h5ad(res / "matrix" / "cfrna.h5ad")
+    assert "old" not in a.uns["de"] and "old" not in a.uns["gsea"] and "de_old" not in a.varm
+    assert set(a.uns["de"]) == set(ids)
+    samples = pd.read_csv(res / "matrix" / "samples.tsv", sep="\t", dtype={"sample": str})["sample"]
+    assert set(a.obs_names) <= set(samples)
+
+
+def test_run_title_is_recorded_and_used(tmp_path: Path) -> None:
+    import argparse
+
+    from cfrna.pipeline._cli import add_run_arguments, options_from_args
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    args = parser.parse_args(["--samplesheet", "s.csv", "--fasta", "g.fa", "--gtf", "g.gtf", "--outdir", "o",
+                              "--title", "Lupus flare cohort, interim"])
+    res = build_results(tmp_path / "r")
+    params = {"cfrna_version": "0.1.0", "params": options_from_args(args).params()}
+    (res / "pipeline_info" / "params.json").write_text(json.dumps(params))
+    assert collect(res)["meta"]["title"] == "Lupus flare cohort, interim"
+    assert collect(res, title="Given")["meta"]["title"] == "Given"  # cfrna report --title wins

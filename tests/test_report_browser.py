@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -213,4 +215,109 @@ def test_report_without_de_in_chromium(tmp_path: Path, page) -> None:
     assert "No differential expression results" in page.locator("#summary-body").inner_text()
     page.click('[data-tab="qc"]')
     page.wait_for_selector("#qc-table .tabulator-row")
+    assert page.errors == [], page.errors
+
+
+#: JS: the tables of the visible panel that have no data row (Tabulator and plain), and its plots without a trace
+_EMPTY_PARTS = """() => {
+  const panel = Array.from(document.querySelectorAll('[role="tabpanel"]')).find((p) => !p.hidden);
+  const name = (el) => el.id || (el.closest('[id]') || {}).id || el.className;
+  const out = [];
+  for (const t of panel.querySelectorAll('.tabulator')) if (!t.querySelector('.tabulator-row')) out.push('table ' + name(t));
+  for (const t of panel.querySelectorAll('table.plain')) if (!t.querySelector('tbody tr')) out.push('table ' + name(t));
+  for (const p of panel.querySelectorAll('.js-plotly-plot')) if (!p.querySelector('.scatterlayer .trace')) out.push('plot ' + name(p));
+  return {panel: panel.id, tables: panel.querySelectorAll('.tabulator, table.plain').length, empty: out};
+}"""
+
+
+def visit_every_tab(page, html: Path) -> dict[str, int]:
+    """Open ``html``, click every visible tab and check each table has rows and each plot a trace.
+
+    Returns the number of tables per tab; fails on any page error or console error.
+    """
+    page.goto(html.as_uri())
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    tabs = [t for t in page.locator('[role="tab"]').all() if t.is_visible()]
+    names = [t.get_attribute("data-tab") for t in tabs]
+    assert {"summary", "qc", "provenance"} <= set(names), names
+    seen: dict[str, int] = {}
+    for tab, name in zip(tabs, names, strict=True):
+        tab.click()
+        assert page.locator(f"#panel-{name}").is_visible(), name
+        # tables and plots fill asynchronously: wait until nothing is empty, then say what stayed empty
+        with contextlib.suppress(pytest.importorskip("playwright.sync_api").TimeoutError):
+            page.wait_for_function(f"({_EMPTY_PARTS})().empty.length === 0", timeout=15_000)
+        state = page.evaluate(_EMPTY_PARTS)
+        assert state["empty"] == [], f"tab {name}: empty {state['empty']}; page errors: {page.errors}"
+        assert page.errors == [], f"tab {name}: {page.errors}"
+        seen[name] = state["tables"]
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)  # includes the session's one `cfrna run` (pipeline_run)
+def test_every_tab_of_a_real_run(pipeline_run: Path, page) -> None:
+    """The report that `cfrna run` wrote: every tab renders, every table has rows, no page or console error."""
+    require_vendor()
+    html = pipeline_run / "report" / "index.html"
+    seen = visit_every_tab(page, html)
+    assert set(seen) == {"summary", "de", "pathways", "signatures", "qc", "pca", "provenance"}, seen
+    assert all(seen[t] >= 1 for t in ("de", "pathways", "qc", "provenance")), seen
+    # the QC passport shows the text columns of a real run as text
+    page.click('[data-tab="qc"]')
+    qc_row = page.locator("#qc-table .tabulator-row").first
+    assert qc_row.locator(".tabulator-cell[tabulator-field='strandedness_used']").inner_text() in ("forward", "reverse", "unstranded")
+    assert qc_row.locator(".tabulator-cell[tabulator-field='gdna_method']").inner_text() not in ("", "NA")
+    n_qc = page.locator("#qc-table .tabulator-row").count()
+    assert n_qc == len(pd.read_csv(pipeline_run / "qc" / "qc_summary.tsv", sep="\t"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_demo_report_every_tab(tmp_path_factory, page) -> None:
+    """`cfrna demo` as a new user runs it: its report has no page or console error on any tab."""
+    from cfrna.cli import main
+
+    require_vendor()
+    root = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--outdir", str(root), "--threads", "2", "--no-progress", "--index-dir", str(root / "index")]) == 0
+    seen = visit_every_tab(page, root / "results" / "report" / "index.html")
+    assert {"summary", "de", "qc", "pca", "provenance"} <= set(seen), seen
+
+
+def test_report_story_in_chromium(report: Path, page) -> None:
+    """What the reader is told: sign of log2FC, first contrast everywhere, top results, dropped samples,
+    GSEA p-values of 0 and file sizes in words."""
+    page.goto(report.as_uri())
+    page.wait_for_selector("body[data-ready='1'][data-plots='1']", timeout=30_000)
+    sign = page.locator("#de-sign").inner_text()
+    assert "log2FC > 0 = higher in flare" in sign and "no_flare" in sign and "P005_V1" in sign, sign
+    page.select_option("#de-contrast", "1")
+    page.wait_for_function("document.querySelector('#de-sign').textContent.includes('higher in 6')")
+    page.select_option("#de-contrast", "0")
+
+    page.click('[data-tab="summary"]')
+    top = page.locator("#summary-top tbody tr")
+    assert top.count() == 2
+    first = top.first.inner_text()
+    assert first.startswith("flare_vs_no_flare") and "IFI27" in first and "HBB" in first and "IFN_4GENE" in first, first
+    page.click("#summary-top a.gene-link[data-g]:text('HBB')")
+    page.wait_for_function("document.querySelector('#gene-card h3') && document.querySelector('#gene-card h3').textContent.startsWith('HBB')")
+    assert "P005_V1" in page.locator("#gene-card").inner_text()  # the excluded sample is named under its plots
+
+    page.click('[data-tab="pathways"]')
+    page.wait_for_selector("#pw-table .tabulator-row")
+    assert page.locator("#pw-contrast").input_value() == "flare_vs_no_flare"  # the first contrast, as DE
+    p0 = page.locator("#pw-table .tabulator-cell[tabulator-field='pvalue']").all_inner_texts()
+    assert "< 1/1000" in p0, p0
+    assert "1000 permutations" in page.locator("#pw-note").inner_text()
+
+    page.click('[data-tab="pca"]')
+    page.wait_for_selector("#pca-plot .scatterlayer .point")
+    assert "P005_V1 (excluded from DE by QC)" in page.locator("#pca-note").inner_text()
+
+    page.click('[data-tab="provenance"]')
+    prov = page.locator("#prov-body").inner_text()
+    assert "1.7 MB" in prov and "1.4 kB" in prov and "1407" not in prov, prov
+    assert "no residual degrees" not in prov  # the long sensitivity message stays in the log and design.tsv
     assert page.errors == [], page.errors

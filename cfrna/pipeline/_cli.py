@@ -27,6 +27,7 @@ def add_run_arguments(p: argparse.ArgumentParser, *, inputs_required: bool = Tru
     p.add_argument("--min-mapq", type=int, default=0, help="minimum MAPQ for counting, 0-255 (default: 0)")
     p.add_argument("--star-two-pass", action="store_true", help="STAR two-pass mode")
     p.add_argument("--qc-thresholds", help="YAML/JSON file overriding QC thresholds (docs/qc.md)")
+    p.add_argument("--title", help="report title (default: the trial/study column of the samplesheet, else its file name)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress (default: bars on a terminal, one line per finished step otherwise)")
 
@@ -43,7 +44,7 @@ def options_from_args(args: argparse.Namespace, **override) -> RunOptions:
         "aligner": args.aligner, "threads": args.threads, "jobs": args.jobs, "resume": args.resume,
         "keep_failed": args.keep_failed, "index_dir": args.index_dir, "skip_trim": args.skip_trim,
         "min_mapq": args.min_mapq, "star_two_pass": args.star_two_pass, "qc_thresholds": args.qc_thresholds,
-        "progress": not args.no_progress,
+        "progress": not args.no_progress, "title": getattr(args, "title", None),
     }
     kw.update(override)
     return RunOptions(**kw)

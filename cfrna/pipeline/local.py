@@ -57,6 +57,7 @@ class RunOptions:
     star_two_pass: bool = False
     qc_thresholds: str | None = None
     progress: bool = True
+    title: str | None = None  # report title (recorded in params.json; cfrna.report.data.default_title)
 
     def params(self) -> dict:
         """Parameters as recorded in ``pipeline_info/params.json``: file names, not machine paths."""

@@ -31,7 +31,8 @@ def run_report(results_dir: str | Path, *, title: str | None = None, anndata: bo
     results_dir
         The run's output folder ``O`` (docs/architecture.md lists what is read).
     title
-        Title shown in the report (default: "cfrna report — <folder name>").
+        Title shown in the report (default: the run's ``title`` parameter, else the trial named in the
+        sample table's ``trial``/``study`` column, else the samplesheet's file name).
     anndata
         Also call ``cfrna.matrix.write_anndata(results_dir)`` when that function exists (default: True).
 

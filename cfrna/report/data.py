@@ -7,7 +7,9 @@ typed arrays: ``f32`` = Float32, ``i32`` = Int32, ``u8`` = Uint8, ``i16m`` = Int
 ``genes``
     ``id`` and ``name`` lists, in ``gene_counts.tsv`` order (genes only seen in DE tables appended).
 ``contrasts``
-    one entry per ``O/de/<contrast>.deseq2.tsv``, rows in gene order: ``g`` (gene index, i32; null when
+    one entry per contrast listed in ``O/de/design.tsv`` (its order; the folder is never listed), with
+    ``design`` (variable, reference, target, group sizes, excluded and unused sample ids) and ``top``
+    (the 5 genes of smallest padj up and down), and its table ``O/de/<contrast>.deseq2.tsv`` in gene order: ``g`` (gene index, i32; null when
     the rows are exactly genes 0..n-1), ``baseMean`` (f32), ``lfc`` and ``lfc_shrunk`` (i16m: 0.001
     log2 units), ``padj`` (nlog10, NaN kept), ``plot`` (i32 row numbers drawn in the volcano/MA plots:
     every gene with padj < ``plot_padj`` (at most ``plot_max_sig``, most significant first) plus the
@@ -248,7 +250,98 @@ def pca(vst: pd.DataFrame, *, n_top: int = 500) -> dict[str, Any] | None:
     }
 
 
-def _simple_yaml(text: str) -> dict[str, Any]:
+def _sample_ids(text: Any) -> list[str]:
+    """Sample ids of a ``;``-separated design.tsv cell (an older ``id (reason)`` form keeps the id only)."""
+    if not isinstance(text, str) or not text.strip():
+        return []
+    parts, depth, cur = [], 0, []
+    for ch in text:  # split at `;` outside parentheses (an old reason text holds `;` and nested parentheses)
+        depth += (ch == "(") - (ch == ")")
+        if ch == ";" and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return [p.split(" (", 1)[0].strip() for p in parts if p.strip()]
+
+
+def _design_of(ddf: pd.DataFrame | None, cid: str) -> dict[str, Any]:
+    """Variable, levels, group sizes and excluded/unused sample ids of one contrast (design.tsv row)."""
+    if ddf is None:
+        return {}
+    row = ddf.loc[ddf["contrast"].astype(str) == cid]
+    if row.empty:
+        return {}
+    r = row.iloc[0]
+    out: dict[str, Any] = {
+        k: _clean(r[k]) for k in ("variable", "reference", "target", "formula", "n_reference", "n_target") if k in r
+    }
+    out["excluded"] = _sample_ids(r.get("excluded_samples"))
+    out["not_used"] = _sample_ids(r.get("not_used_samples"))
+    return out
+
+
+def top_genes(df: pd.DataFrame, gidx: np.ndarray, *, n: int = 5) -> dict[str, list[list[Any]]]:
+    """The ``n`` genes with the smallest padj in each direction: ``[gene index, log2FC, padj]`` rows."""
+    lfc = df["log2FoldChange"].to_numpy(dtype=float)
+    padj = df["padj"].to_numpy(dtype=float)
+    out: dict[str, list[list[Any]]] = {}
+    for key, mask in (("up", lfc > 0), ("down", lfc < 0)):
+        rows = np.flatnonzero(mask & np.isfinite(padj))
+        rows = rows[np.lexsort((rows, padj[rows]))][:n]
+        out[key] = [[int(gidx[i]), _clean(lfc[i]), _clean(padj[i])] for i in rows]
+    return out
+
+
+def design_table(ddf: pd.DataFrame) -> dict[str, Any]:
+    """The design table shown in the Provenance tab: group sizes and excluded sample ids, no long text.
+
+    The sample lists of each group stay in ``de/design.tsv``; a long sensitivity status keeps its first
+    clause (the full text is in the log and design.tsv).
+    """
+    keep = [c for c in ddf.columns if not str(c).endswith("_samples")]
+    out = ddf[keep].copy()
+    if "excluded_samples" in ddf.columns:
+        out.insert(len(out.columns), "excluded", [", ".join(_sample_ids(v)) for v in ddf["excluded_samples"]])
+    if "sensitivity" in out.columns:
+        out["sensitivity"] = [
+            v.split(":", 1)[0] if isinstance(v, str) and len(v) > 60 else v for v in out["sensitivity"]
+        ]
+    return table(out)
+
+
+def default_title(params: dict[str, Any] | None, samples: pd.DataFrame) -> str:
+    """The report title of a run: its ``title`` parameter, else the trial named in the sample table,
+    else the samplesheet file name (never the output folder's name)."""
+    p = (params or {}).get("params", params or {})
+    if isinstance(p, dict) and p.get("title"):
+        return str(p["title"])
+    for col in ("trial", "study", "project"):
+        if col in samples.columns:
+            vals = [str(v) for v in pd.unique(samples[col].dropna()) if str(v).strip()]
+            if vals:
+                return f"{', '.join(vals[:3])} — cfrna report"
+    sheet = p.get("samplesheet") if isinstance(p, dict) else None
+    if sheet:
+        return f"cfrna report — {Path(str(sheet)).name}"
+    return "cfrna report"
+
+
+def gsea_permutations(params: dict[str, Any] | None) -> int:
+    """GSEA permutations of the run (its parameter, else the default of ``cfrna pathways``)."""
+    import inspect
+
+    from cfrna.pathways.gsea import run_pathways
+
+    p = (params or {}).get("params", params or {})
+    for key in ("gsea_permutations", "permutations"):
+        if isinstance(p, dict) and isinstance(p.get(key), int) and p[key] > 0:
+            return int(p[key])
+    return int(inspect.signature(run_pathways).parameters["permutations"].default)
+
+
+def simple_yaml(text: str) -> dict[str, Any]:
     """Parse the flat/two-level ``software_versions.yml`` (``tool: version`` or ``process:\\n  tool: v``)."""
     out: dict[str, Any] = {}
     section: str | None = None
@@ -287,7 +380,7 @@ def collect(
         The run's output folder ``O`` (contains ``qc/``, ``matrix/``, optionally ``de/``,
         ``pathways/`` and ``pipeline_info/``).
     title
-        Report title (default: "cfrna report — <folder name>").
+        Report title (default: :func:`default_title` of the run's parameters and sample table).
     expr_padj, expr_top_n, expr_max_genes
         Gene-card expression is embedded for genes with padj < ``expr_padj`` in any contrast plus the
         top ``expr_top_n`` genes by mean normalized count, at most ``expr_max_genes`` genes
@@ -354,13 +447,39 @@ def collect(
         notes.append("matrix/samples.tsv absent: sample metadata (flare, patient, visit) not shown.")
         samples = qc[["sample"]].copy()
     samples = samples.drop_duplicates("sample").set_index("sample", drop=False)
+    if samples_path.is_file():
+        # this run's samples are those of matrix/samples.tsv: QC rows of other samples (an older run into
+        # the same folder) are not shown
+        stale = ~qc["sample"].isin(samples.index)
+        if stale.any():
+            notes.append(
+                f"{int(stale.sum())} sample(s) of qc/qc_summary.tsv are not in this run's matrix/samples.tsv and are "
+                f"not shown: {', '.join(qc.loc[stale, 'sample'].head(10))}"
+            )
+            qc = qc.loc[~stale].reset_index(drop=True)
+            if qc.empty:
+                raise InputFormatError(
+                    "no sample of the QC summary is in matrix/samples.tsv", where=str(qc_path),
+                    hint="re-run `cfrna qc` and `cfrna matrix` on the same samples",
+                )
+
+    # --- the contrasts of this run: the `contrast` column of de/design.tsv, in its order (never a
+    # listing of de/ or pathways/: a table left there by an older run is not this run's)
+    de_dir = root / "de"
+    design_path = de_dir / "design.tsv"
+    ddf = None
+    contrast_ids: list[str] = []
+    if design_path.is_file():
+        ddf = _read_tsv(design_path, required=("contrast",), what="design table", dtype={"contrast": str})
+        contrast_ids = [str(c) for c in ddf["contrast"].dropna()]
+    elif de_dir.is_dir() and any(de_dir.glob("*.deseq2.tsv")):
+        notes.append("de/design.tsv absent: the DE tables in de/ are not listed by a run and are not shown.")
 
     # --- DE tables
-    de_dir = root / "de"
     contrasts: list[dict[str, Any]] = []
     de_frames: dict[str, pd.DataFrame] = {}
-    for path in sorted(de_dir.glob("*.deseq2.tsv")) if de_dir.is_dir() else []:
-        cid = path.name[: -len(".deseq2.tsv")]
+    for cid in contrast_ids:
+        path = _require(de_dir / f"{cid}.deseq2.tsv", f"DE table of contrast {cid} (listed in de/design.tsv)", "de")
         df = _read_tsv(path, required=DE_COLUMNS, what=f"DE table of contrast {cid}", dtype={"gene_id": str})
         if "gene_name" in df.columns:
             for g, n in zip(df["gene_id"], df["gene_name"], strict=True):
@@ -385,6 +504,8 @@ def collect(
                 "id": cid,
                 "n": len(df),
                 "n_sig": int(np.sum(np.nan_to_num(padj, nan=1.0) < 0.05)),
+                "design": _design_of(ddf, cid),
+                "top": top_genes(df, gidx),
                 "g": None if np.array_equal(gidx, np.arange(len(gidx))) else i32(gidx),
                 "baseMean": f32(bm),
                 "lfc": i16_milli(lfc),
@@ -394,7 +515,7 @@ def collect(
             }
         )
     if not contrasts:
-        notes.append("No differential expression results (de/*.deseq2.tsv): no contrasts were given or DE did not run.")
+        notes.append("No differential expression results (de/design.tsv): no contrasts were given or DE did not run.")
 
     # --- expression for gene cards (bounded, quantized)
     expr: dict[str, Any] | None = None
@@ -448,13 +569,15 @@ def collect(
     # --- pathways
     pathways: dict[str, Any] = {}
     pw_dir = root / "pathways"
-    for path in sorted(pw_dir.glob("*.gsea.tsv")) if pw_dir.is_dir() else []:
-        cid = path.name[: -len(".gsea.tsv")]
+    for cid in contrast_ids:
+        path = pw_dir / f"{cid}.gsea.tsv"
+        if not path.is_file():
+            continue
         df = _read_tsv(path, required=GSEA_COLUMNS, what=f"GSEA table of contrast {cid}")
         cols = [c for c in ("gene_set", "source", "size", "es", "nes", "pvalue", "fdr", "leading_edge") if c in df]
         pathways[cid] = table(df[cols])
     if contrasts and not pathways:
-        notes.append("No pathway results (pathways/*.gsea.tsv): gene sets were not given or the stage did not run.")
+        notes.append("No pathway results (pathways/<contrast>.gsea.tsv): gene sets were not given or the stage did not run.")
     sig_scores = None
     sc_path = pw_dir / "signature_scores.tsv"
     if sc_path.is_file():
@@ -466,15 +589,7 @@ def collect(
         sig_assoc = table(_read_tsv(as_path, what="signature association"))
 
     # --- design (contrast order of contrasts.csv; long sample lists stay in the TSV)
-    design = None
-    design_path = root / "de" / "design.tsv"
-    if design_path.is_file():
-        ddf = _read_tsv(design_path, what="design table")
-        if "contrast" in ddf.columns:
-            rank = {str(c): k for k, c in enumerate(ddf["contrast"])}
-            contrasts.sort(key=lambda c: rank.get(c["id"], len(rank)))
-        keep = [c for c in ddf.columns if not str(c).endswith("_samples")]
-        design = table(ddf[keep])
+    design = design_table(ddf) if ddf is not None else None
 
     # --- provenance
     info = root / "pipeline_info"
@@ -518,7 +633,8 @@ def collect(
     name_list = [names.get(g, "") or "" for g in gene_ids]
     return {
         "meta": {
-            "title": title or f"cfrna report — {root.resolve().name}",
+            "title": title or default_title(params, samples),
+            "gsea_permutations": gsea_permutations(params) if pathways else None,
             "version": __version__,
             "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "n_genes": len(gc),
@@ -538,7 +654,7 @@ def collect(
         "design": design,
         "provenance": {
             "params": params,
-            "software_versions": _simple_yaml(versions_text) if versions_text else None,
+            "software_versions": simple_yaml(versions_text) if versions_text else None,
             "software_versions_text": versions_text,
             "checksums": checksums,
         },

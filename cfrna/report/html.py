@@ -73,7 +73,7 @@ def split_payload(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
             contrasts.append(c)
             continue
         key = f"cfrna-contrast-{k}"
-        head = {n: c[n] for n in ("id", "n", "n_sig")}
+        head = {n: c[n] for n in ("id", "n", "n_sig", "design", "top") if n in c}
         contrasts.append({**head, "deferred": key})
         deferred[key] = c
     main["contrasts"] = contrasts

@@ -34,11 +34,21 @@
   }
   function fmt(v, digits) {
     if (v == null || Number.isNaN(v)) return "NA";
+    if (typeof v !== "number") return String(v);  // text cells (e.g. strandedness, sex) are shown as they are
     const a = Math.abs(v);
     if (a !== 0 && a <= 1.0000001e-300) return "< 1e-300";  // p-values are stored down to 1e-300
     if (a !== 0 && (a < 1e-3 || a >= 1e6)) return v.toExponential(2);
     return (+v.toPrecision(digits || 4)).toString();
   }
+  // file sizes in SI units (1 kB = 1000 bytes), as the run log prints them
+  function bytes(v) {
+    if (typeof v !== "number" || !Number.isFinite(v)) return fmt(v);
+    const units = ["bytes", "kB", "MB", "GB", "TB"];
+    let k = 0, x = v;
+    while (x >= 1000 && k < units.length - 1) { x /= 1000; k++; }
+    return (k ? x.toFixed(x < 10 ? 1 : 0) : String(x)) + " " + units[k];
+  }
+  const isBytes = (c) => c === "bytes" || c.endsWith("_bytes");
   // bulky blocks placed after this script (html.py split_payload): parsed on first use
   function deferred(obj) {
     if (!obj || !obj.deferred) return obj;
@@ -73,7 +83,43 @@
   const groupColor = (g, i) => COL[g] || (i == null ? COL.other : PAL[i % PAL.length]);
 
   // ------------------------------------------------------------------ contrasts (decoded lazily)
-  const C = D.contrasts.map((c) => ({ raw: c, id: c.id, n: c.n, nSig: c.n_sig }));
+  const C = D.contrasts.map((c) => ({ raw: c, id: c.id, n: c.n, nSig: c.n_sig, design: c.design || {}, top: c.top || { up: [], down: [] } }));
+  // samples a plot or table leaves out, with the reason (excluded from DE by QC, or absent from its source table)
+  const allSamples = D.samples.rows.map((r) => String(r[D.samples.columns.indexOf("sample")]));
+  function droppedNote(shown, what) {
+    const on = new Set(shown.map(String));
+    const miss = allSamples.filter((s) => !on.has(s));
+    if (!miss.length) return "";
+    const ex = new Set(D.excluded.map(String));
+    const a = miss.filter((s) => ex.has(s)), b = miss.filter((s) => !ex.has(s));
+    const parts = [];
+    if (a.length) parts.push(a.map(esc).join(", ") + " (excluded from DE by QC)");
+    if (b.length) parts.push(b.map(esc).join(", ") + " (not in this table)");
+    return what + " leaves out " + miss.length + " of " + allSamples.length + " samples: " + parts.join("; ") + ".";
+  }
+  function signText(k) {
+    const d = C[k].design;
+    if (d.target == null) return "<strong>log2FC &gt; 0 = higher in the target level</strong> of contrast " + esc(C[k].id) + ".";
+    let t = "<strong>log2FC &gt; 0 = higher in " + esc(d.target) + "</strong> than in " + esc(d.reference) + " (" + esc(d.variable) + "; " + esc(d.n_target) + " vs " + esc(d.n_reference) + " samples";
+    if (d.formula) t += ", design " + esc(d.formula);
+    if (d.excluded && d.excluded.length) t += "; excluded by QC: " + d.excluded.map(esc).join(", ");
+    return t + ").";
+  }
+  // pathway tables in contrast order (as the DE tab), then any other
+  const pwIds = C.map((c) => c.id).filter((id) => D.pathways[id]).concat(Object.keys(D.pathways).filter((id) => !C.some((c) => c.id === id)));
+  function topPathways(cid, n) {
+    const t = D.pathways[cid];
+    if (!t) return [];
+    const ix = (c) => t.columns.indexOf(c);
+    const gs = ix("gene_set"), nes = ix("nes"), fdr = ix("fdr");
+    const key = (r) => (r[fdr] == null ? Infinity : r[fdr]);
+    return t.rows.slice().sort((a, b) => key(a) - key(b) || Math.abs(b[nes] || 0) - Math.abs(a[nes] || 0)).slice(0, n)
+      .map((r) => ({ name: r[gs], nes: r[nes], fdr: r[fdr] }));
+  }
+  const pvalFmt = (cell) => {
+    const v = cell.getValue(), n = D.meta.gsea_permutations;
+    return v === 0 && n ? "< 1/" + n : fmt(v);
+  };
   function contrast(k) {
     const c = C[k];
     if (!c.g) {
@@ -133,7 +179,8 @@
     let h = '<table class="plain"' + (o.caption ? "" : "") + ">";
     if (o.caption) h += "<caption>" + esc(o.caption) + "</caption>";
     h += "<thead><tr>" + t.columns.map((c) => '<th scope="col">' + esc(c) + "</th>").join("") + "</tr></thead><tbody>";
-    for (const r of t.rows) h += "<tr>" + r.map((v) => "<td>" + esc(typeof v === "number" ? fmt(v) : v) + "</td>").join("") + "</tr>";
+    const big = t.columns.map(isBytes);
+    for (const r of t.rows) h += "<tr>" + r.map((v, k) => "<td>" + esc(big[k] ? bytes(v) : typeof v === "number" ? fmt(v) : v) + "</td>").join("") + "</tr>";
     return h + "</tbody></table>";
   }
 
@@ -146,8 +193,28 @@
     let h = "<dl class=\"facts\"><dt>Samples</dt><dd>" + m.n_samples + " (QC: " + st.pass + " pass, " + st.warn + " warn, " + st.fail + " fail; " + D.excluded.length + " excluded from DE)</dd>";
     h += "<dt>Genes</dt><dd>" + m.n_genes + "</dd><dt>Contrasts</dt><dd>" + (C.length ? C.map((c) => esc(c.id) + " (" + c.nSig + " genes padj&nbsp;&lt;&nbsp;0.05)").join(", ") : "none") + "</dd>";
     h += "<dt>cfrna</dt><dd>" + esc(m.version) + ", report generated " + esc(m.generated) + "</dd></dl>";
+    if (C.length) {
+      h += '<h3>Top results per contrast</h3><table class="plain" id="summary-top"><caption>Five genes of smallest padj in each direction (hover for log2FC and padj; click for the gene card) and the three gene sets of smallest FDR</caption>';
+      h += '<thead><tr><th scope="col">Contrast</th><th scope="col">Comparison</th><th scope="col">Genes padj&nbsp;&lt;&nbsp;0.05</th><th scope="col">Top genes higher in target</th><th scope="col">Top genes lower in target</th><th scope="col">Top pathways (NES, FDR)</th></tr></thead><tbody>';
+      C.forEach((c, k) => {
+        const d = c.design;
+        const cmp = d.target != null ? esc(d.target) + " (n=" + esc(d.n_target) + ") vs " + esc(d.reference) + " (n=" + esc(d.n_reference) + ")" : "";
+        const genes = (list) => list.map(([g, l, p]) => '<a href="#" class="gene-link" data-k="' + k + '" data-g="' + g + '" title="log2FC ' + fmt(l) + ", padj " + fmt(p) + '">' + esc(label(g)) + "</a>").join(" ") || "none";
+        const pw = topPathways(c.id, 3).map((x) => esc(x.name) + " (" + fmt(x.nes) + ", " + fmt(x.fdr) + ")").join("; ") || (D.pathways[c.id] ? "none" : "not run");
+        h += "<tr><td>" + esc(c.id) + "</td><td>" + cmp + "</td><td>" + c.nSig + "</td><td>" + genes(c.top.up) + "</td><td>" + genes(c.top.down) + "</td><td>" + pw + "</td></tr>";
+      });
+      h += "</tbody></table>";
+    }
     if (D.notes.length) h += '<h3>What is not in this report</h3><ul class="notes">' + D.notes.map((n) => "<li>" + esc(n) + "</li>").join("") + "</ul>";
     $("#summary-body").innerHTML = h;
+    $("#summary-body").addEventListener("click", (e) => {
+      const a = e.target.closest("a.gene-link");
+      if (!a) return;
+      e.preventDefault();
+      showTab("de");
+      if (+a.dataset.k !== deK) setContrast(+a.dataset.k);
+      selectGene(+a.dataset.g, {});
+    });
   };
 
   // ------------------------------------------------------------------ DE tab
@@ -200,7 +267,7 @@
         { title: "baseMean", field: "bm", sorter: "number", sorterParams: { alignEmptyValues: "bottom" }, hozAlign: "right", formatter: numFmt, accessorDownload: dl(6), titleDownload: "baseMean",
           headerTooltip: "Mean of size-factor-normalized counts over the samples in the contrast (normalized reads)" },
         { title: "log2FC", field: "lfc", sorter: "number", sorterParams: { alignEmptyValues: "bottom" }, hozAlign: "right", formatter: numFmt, accessorDownload: dl(6), titleDownload: "log2FoldChange",
-          headerTooltip: "log2 fold change target vs reference (DESeq2 MLE; 1 = two-fold higher in target)" },
+          headerTooltip: "log2 fold change target vs reference (DESeq2 MLE; > 0 = higher in target, 1 = two-fold higher)" },
         { title: "log2FC (shrunk)", field: "lfcs", sorter: "number", sorterParams: { alignEmptyValues: "bottom" }, hozAlign: "right", formatter: numFmt, accessorDownload: dl(6), titleDownload: "log2FoldChange_shrunk",
           headerTooltip: "Shrunken log2 fold change (noise-moderated; use for ranking and effect size)" },
         { title: "padj", field: "padj", sorter: "number", sorterParams: { alignEmptyValues: "bottom" }, hozAlign: "right", formatter: numFmt, accessorDownload: dl(6), titleDownload: "padj",
@@ -231,7 +298,8 @@
     const c = contrast(deK);
     const parts = { up: [], down: [], ns: [] };
     for (const i of c.plot) parts[sigClass(c, i)].push(i);
-    const names = { up: "up (padj < " + SIG_PADJ + ")", down: "down (padj < " + SIG_PADJ + ")", ns: "not significant" };
+    const tgt = c.design.target != null ? " in " + esc(c.design.target) : "";
+    const names = { up: "up" + tgt + " (padj < " + SIG_PADJ + ")", down: "down" + tgt + " (padj < " + SIG_PADJ + ")", ns: "not significant" };
     const mk = (key, xf, yf) => {
       const ix = parts[key];
       return { type: "scatter", mode: "markers", name: names[key] + " (" + ix.length + " drawn)", x: ix.map(xf), y: ix.map(yf), customdata: ix,
@@ -271,6 +339,7 @@
     if (document.readyState === "loading") { whenParsed(() => setContrast(k)); return; }
     deK = k;
     $("#de-contrast").value = String(k);
+    $("#de-sign").innerHTML = signText(k);
     if (deTable) { deTable.replaceData(deRows(k)).then(() => { applyDeFilter(); updateCount(); }); }
     drawPlots();
     if (selGene != null) geneCard(selGene);
@@ -279,6 +348,7 @@
     const sel = $("#de-contrast");
     sel.innerHTML = C.map((c, k) => '<option value="' + k + '">' + esc(c.id) + " (" + c.n + " genes)</option>").join("");
     sel.addEventListener("change", () => setContrast(+sel.value));
+    $("#de-sign").innerHTML = signText(deK);
     let timer = null;
     const onInput = () => {
       clearTimeout(timer);
@@ -359,7 +429,7 @@
       return;
     }
     h += '<div class="cardplots"><div id="gc-group" class="plot small" role="img" aria-label="normalized expression by flare group"></div><div id="gc-visit" class="plot small" role="img" aria-label="normalized expression per patient over visits"></div></div>';
-    h += '<p class="muted">Expression: log2(normalized count + 1), quantized to 0.1 (normalized count = reads / DESeq2 size factor).</p>';
+    h += '<p class="muted">Expression: log2(normalized count + 1), quantized to 0.1 (normalized count = reads / DESeq2 size factor). ' + droppedNote(E.samples, "These plots") + "</p>";
     card.innerHTML = h;
     const ns = E.samples.length;
     const y = E.samples.map((s, j) => E.values[k * ns + j] / E.scale);
@@ -400,19 +470,20 @@
     return t.rows.map((r) => { const o = {}; t.columns.forEach((c, k) => (o[c] = r[k])); return o; });
   }
   initers.pathways = function () {
-    const ids = Object.keys(D.pathways);
+    const ids = pwIds;
     const sel = $("#pw-contrast");
     sel.innerHTML = ids.map((c) => '<option value="' + esc(c) + '">' + esc(c) + "</option>").join("");
     const tip = { gene_set: "Gene set name", source: "Gene-set collection (GMT file)", size: "Genes of the set found among tested genes", es: "GSEA enrichment score",
-      nes: "Normalized enrichment score (positive: up in target)", pvalue: "Permutation p-value", fdr: "False discovery rate (GSEA q-value)",
+      nes: "Normalized enrichment score (positive: up in target)", pvalue: "Permutation p-value (0 permutations as extreme reads < 1/permutations)", fdr: "False discovery rate (GSEA q-value)",
       leading_edge: "Leading-edge genes driving the enrichment; click a gene for its card" };
     const cols = D.pathways[ids[0]].columns.map((c) => {
       const o = { title: c, field: c, headerTooltip: tip[c] || c };
-      if (["size", "es", "nes", "pvalue", "fdr"].includes(c)) Object.assign(o, { sorter: "number", sorterParams: { alignEmptyValues: "bottom" }, hozAlign: "right", formatter: numFmt, width: 90 });
+      if (["size", "es", "nes", "pvalue", "fdr"].includes(c)) Object.assign(o, { sorter: "number", sorterParams: { alignEmptyValues: "bottom" }, hozAlign: "right", formatter: c === "pvalue" ? pvalFmt : numFmt, width: 90 });
       if (c === "leading_edge") Object.assign(o, { formatter: (cell) => String(cell.getValue() || "").split(";").filter(Boolean)
         .map((s) => '<a href="#" class="gene-link" data-gene="' + esc(s) + '">' + esc(s) + "</a>").join(" "), formatterParams: {}, widthGrow: 3, variableHeight: true });
       return o;
     });
+    if (D.meta.gsea_permutations) $("#pw-note").textContent = "GSEA prerank with " + D.meta.gsea_permutations + " permutations: a p-value of 0 (no permutation as extreme) reads < 1/" + D.meta.gsea_permutations + ".";
     pwTable = new Tabulator("#pw-table", { data: pwData(ids[0]), height: "480px", layout: "fitColumns", columns: cols, initialSort: [{ column: "fdr", dir: "asc" }] });
     sel.addEventListener("change", () => pwTable.replaceData(pwData(sel.value)));
     $("#pw-table").addEventListener("click", (e) => {
@@ -458,6 +529,7 @@
     sel.addEventListener("change", draw);
     by.addEventListener("change", draw);
     draw();
+    $("#sig-note").innerHTML = droppedNote(S.scores.rows.map((r) => r[0]), "This plot");
   };
 
   // ------------------------------------------------------------------ QC passport
@@ -467,12 +539,14 @@
     $("#qc-excluded").innerHTML = ex.length ? "<strong>Excluded from DE (" + ex.length + "):</strong> " + ex.map(esc).join(", ") : "No sample was excluded.";
     const rows = q.rows.map((r) => { const o = {}; q.columns.forEach((c, k) => (o[c] = r[k])); return o; });
     const badge = (cell) => { const v = cell.getValue(); return v == null ? "" : '<span class="badge ' + esc(v) + '">' + esc(v) + "</span>"; };
-    const cols = q.columns.map((c) => {
+    // a column is numeric only when every non-empty value is a number (strandedness_*, gdna_method, sex_* hold text)
+    const numeric = q.columns.map((c, k) => q.rows.every((r) => r[k] == null || typeof r[k] === "number"));
+    const cols = q.columns.map((c, k) => {
       const o = { title: c, field: c, headerTooltip: c };
       if (c === "status" || c.endsWith("_status")) Object.assign(o, { formatter: badge, headerTooltip: c === "status" ? "Worst status over all QC rules: pass, warn or fail" : "Status of this metric's rule" });
-      else if (c === "reasons") Object.assign(o, { widthGrow: 3, headerTooltip: "Rules that fired (threshold and whether literature default or cohort outlier)" });
+      else if (c === "reasons") Object.assign(o, { widthGrow: 3, maxWidth: 420, tooltip: true, headerTooltip: "Rules that fired (threshold and whether literature default or cohort outlier)" });
       else if (c === "excluded") o.headerTooltip = "Excluded from DE (status fail and --keep-failed not set)";
-      else if (c !== "sample") Object.assign(o, { sorter: "number", hozAlign: "right", formatter: numFmt });
+      else if (c !== "sample" && numeric[k]) Object.assign(o, { sorter: "number", sorterParams: { alignEmptyValues: "bottom" }, hozAlign: "right", formatter: numFmt });
       if (c === "sample") o.frozen = true;
       return o;
     });
@@ -490,6 +564,7 @@
         text: js.map((j) => { const m = meta[P.samples[j]] || {}; return esc(P.samples[j]) + (m.patient_id ? " (" + esc(m.patient_id) + ", month " + esc(m.visit_month) + ")" : ""); }),
         hoverinfo: "text", marker: { color: groupColor(grp), size: 9, opacity: 0.85 } };
     });
+    $("#pca-note").innerHTML = droppedNote(P.samples, "The PCA (of de/vst.tsv)");
     Plotly.newPlot("pca-plot", tr, { margin: { l: 55, r: 10, t: 30, b: 45 }, title: { text: "PCA of vst, top " + P.n_genes + " most variable genes", font: { size: 14 } },
       xaxis: { title: { text: "PC1 (" + (100 * P.explained[0]).toFixed(1) + "% of variance)" } }, yaxis: { title: { text: "PC2 (" + (100 * P.explained[1]).toFixed(1) + "% of variance)" } } }, PLOT_CFG);
   };
