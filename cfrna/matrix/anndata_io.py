@@ -1,5 +1,10 @@
 """Assemble the one ``.h5ad`` with everything: counts, normalized and VST layers, sample table with
-QC, gene annotation, DE and GSEA results per contrast, signature scores and provenance."""
+QC, gene annotation, DE and GSEA results per contrast, signature scores and provenance.
+
+It holds exactly the run's samples (``matrix/samples.tsv``) and contrasts (``de/design.tsv``): the
+``de/`` and ``pathways/`` folders are never listed, so tables an older run left there stay out.
+``uns`` holds dicts and DataFrames (no JSON text); ``var["gene_name"]`` is unique and filled, ready
+for scanpy's ``gene_symbols="gene_name"`` (docs/output.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cfrna.errors import ConfigError
+from cfrna.errors import ConfigError, InputFormatError
 from cfrna.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,53 @@ def _clean_frame(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _integer_columns(obs: pd.DataFrame, names: tuple[str, ...] = ("visit_month",)) -> pd.DataFrame:
+    """Whole-number columns among ``names`` (e.g. visit_month) as nullable integers (pandas ``Int64``).
+
+    The samplesheet schema allows a fractional month (6.5); such a column stays float.
+    """
+    for c in names:
+        if c in obs.columns and pd.api.types.is_float_dtype(obs[c]):
+            v = obs[c]
+            if bool(((v.dropna() % 1) == 0).all()):
+                obs[c] = v.astype("Int64")
+    return obs
+
+
+def unique_gene_names(ids: pd.Index, names: pd.Series) -> pd.Series:
+    """Gene symbols usable as scanpy ``gene_symbols``: empty names take the gene id, and a symbol that
+    occurs again gets ``-1``, ``-2``… in annotation order (anndata's ``var_names_make_unique`` rule)."""
+    from anndata.utils import make_index_unique
+
+    filled = names.astype(object).where(names.notna() & (names.astype(str).str.strip() != ""), pd.Series(ids, index=names.index))
+    return pd.Series(make_index_unique(pd.Index(filled.astype(str))), index=names.index)
+
+
+def _h5ad_value(value):
+    """A JSON value as anndata can write it in ``uns``: None -> "", lists of scalars kept, dicts recursed."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return {str(k): _h5ad_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [_h5ad_value(v) for v in value]
+        if all(isinstance(v, str) for v in items) or all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+            return np.asarray(items) if items else np.asarray([], dtype=str)
+        return {str(k): v for k, v in enumerate(items)}
+    return value
+
+
+def run_contrasts(results_dir: str | os.PathLike) -> list[str]:
+    """The contrasts of the run, in order: the ``contrast`` column of ``de/design.tsv`` (empty without DE)."""
+    design = Path(results_dir) / "de" / "design.tsv"
+    if not design.is_file():
+        return []
+    df = _read_tsv(design, dtype={"contrast": str})
+    if "contrast" not in df.columns:
+        raise InputFormatError("design table has no contrast column", where=str(design), hint="re-run `cfrna de`")
+    return [str(c) for c in df["contrast"].dropna()]
+
+
 def build_anndata(results_dir: str | os.PathLike):
     """Build the AnnData of a finished run folder (see docs/output.md for the slots)."""
     import anndata as ad
@@ -54,8 +106,11 @@ def build_anndata(results_dir: str | os.PathLike):
     samples = _read_tsv(mdir / "samples.tsv", index_col=0, dtype={"sample": str})
     samples.index = samples.index.astype(str)
     genes = _read_tsv(mdir / "gene_annotation.tsv", dtype={"gene_id": str}).set_index("gene_id")
-    obs = _clean_frame(samples.loc[[s for s in samples.index if s in counts.columns]])
+    obs = _integer_columns(_clean_frame(samples.loc[[s for s in samples.index if s in counts.columns]]))
     var = _clean_frame(genes.reindex(counts.index))
+    if "gene_name" in var.columns:
+        var["gene_name_gtf"] = var["gene_name"]
+        var["gene_name"] = unique_gene_names(var.index, var["gene_name"].replace("", np.nan)).to_numpy()
     X = counts[obs.index].T.to_numpy()
     adata = ad.AnnData(X=X.astype(np.float32), obs=obs, var=var)
     adata.layers["counts"] = X.astype(np.float32 if not np.issubdtype(X.dtype, np.integer) else np.int64)
@@ -65,14 +120,20 @@ def build_anndata(results_dir: str | os.PathLike):
             adata.layers[name] = layer
 
     uns: dict = {"de": {}, "gsea": {}}
-    for f in sorted((res / "de").glob("*.deseq2.tsv")):
-        contrast = f.name.removesuffix(".deseq2.tsv")
+    contrasts = run_contrasts(res)
+    for contrast in contrasts:
+        f = res / "de" / f"{contrast}.deseq2.tsv"
+        if not f.is_file():
+            raise InputFormatError(f"contrast {contrast}: DE table listed in de/design.tsv is missing", where=str(f),
+                                   hint="re-run `cfrna de`")
         de = _read_tsv(f, dtype={"gene_id": str})
         uns["de"][contrast] = _clean_frame(de)
         aligned = de.set_index("gene_id").reindex(adata.var_names)
         adata.varm[f"de_{contrast}"] = _clean_frame(aligned.drop(columns=["gene_name"], errors="ignore"))
-    for f in sorted((res / "pathways").glob("*.gsea.tsv")):
-        uns["gsea"][f.name.removesuffix(".gsea.tsv")] = _clean_frame(_read_tsv(f))
+    for contrast in contrasts:
+        f = res / "pathways" / f"{contrast}.gsea.tsv"
+        if f.is_file():
+            uns["gsea"][contrast] = _clean_frame(_read_tsv(f))
     scores = res / "pathways" / "signature_scores.tsv"
     if scores.exists():
         sc = _read_tsv(scores, index_col=0)
@@ -88,10 +149,19 @@ def build_anndata(results_dir: str | os.PathLike):
     if qc.exists():
         uns["qc_summary"] = _clean_frame(_read_tsv(qc))
     info = res / "pipeline_info"
-    prov: dict[str, str] = {}
-    for name in ("params.json", "software_versions.yml", "input_checksums.tsv"):
-        if (info / name).exists():
-            prov[name.split(".")[0]] = (info / name).read_text()
+    prov: dict = {}
+    if (info / "params.json").exists():
+        try:
+            prov["params"] = _h5ad_value(json.loads((info / "params.json").read_text(encoding="utf-8")))
+        except json.JSONDecodeError as exc:
+            raise InputFormatError(f"params.json is not valid JSON ({exc.msg} at line {exc.lineno})",
+                                   where=str(info / "params.json"), hint="re-run the pipeline") from None
+    if (info / "software_versions.yml").exists():
+        from cfrna.report.data import simple_yaml
+
+        prov["software_versions"] = _h5ad_value(simple_yaml((info / "software_versions.yml").read_text(encoding="utf-8")))
+    if (info / "input_checksums.tsv").exists():
+        prov["input_checksums"] = _clean_frame(_read_tsv(info / "input_checksums.tsv"))
     uns["provenance"] = prov
     if not uns["de"]:
         del uns["de"]
