@@ -27,6 +27,9 @@ ALIASES: dict[str, str] = {
     "H2AFZ": "H2AZ1", "WISP3": "CCN6", "CYR61": "CCN1",
     "CTGF": "CCN2", "NOV": "CCN3", "HIST1H1C": "H1-2", "GLTSCR2": "NOP53", "ZNF259": "ZPR1",
     "FAM46A": "TENT5A", "C10orf54": "VSIR", "TMEM173": "STING1", "MB21D1": "CGAS",
+    # clone and locus placeholders of the BloodGen3 lists: MGC29506 is a synonym of MZB1 (NCBI Gene 51237),
+    # LOC26010 the placeholder of NCBI Gene 26010 = SPATS2L (HGNC previous symbol DNAPTP6)
+    "MGC29506": "MZB1", "LOC26010": "SPATS2L",
 }
 _REVERSE: dict[str, str] = {new: old for old, new in ALIASES.items() if new != old}
 
