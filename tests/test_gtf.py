@@ -84,3 +84,29 @@ def test_not_a_gtf(tmp_path):
     p.write_bytes(gzip.compress(b"chr1\tsrc\texon\t1\t10\t.\t+\t.\tgene_id \"G\";\n")[:20])
     with pytest.raises(InputFormatError, match="truncated or corrupt"):
         read_gtf(p)
+
+
+@pytest.mark.parametrize(("text", "key", "value"), [
+    ('gene_id "G1"; transcript_id "T1"; exon_number 3;', "exon_number", "3"),  # unquoted value
+    ('gene_id "G1"; transcript_id "T1";', "gene_name", None),  # absent
+    ('havana_gene "OTT1"; gene_id "G2";', "gene", None),  # a key's tail is not the key
+    ('xgene_id "A"; gene_id "B";', "gene_id", "B"),
+    ('gene_id "A"; gene_id "B";', "gene_id", "A"),  # first value wins
+    ('gene_id   "A B";', "gene_id", "A B"),
+    ('tag "gene_id"; gene_id "C";', "gene_id", "C"),  # a value that spells a key
+])
+def test_attribute_value_agrees_with_the_full_parse(text, key, value):
+    from cfrna.reference.gtf import attribute_value, parse_attributes
+
+    assert attribute_value(text, key) == value
+    assert parse_attributes(text).get(key) == value
+
+
+def test_more_than_nine_columns_is_skipped_after_line_one(tmp_path):
+    extra = 'chr1\tsrc\texon\t1\t5\t.\t+\t.\tgene_id "GX";\textra'
+    ann = read_gtf(write(tmp_path, [*LINES, extra]))
+    assert "GX" not in ann.gene_ids
+    first = tmp_path / "b.gtf"
+    first.write_text("\n".join([extra, *LINES]) + "\n")
+    with pytest.raises(InputFormatError, match=r"b\.gtf:1: expected 9 tab-separated GTF columns, found 10"):
+        read_gtf(first)

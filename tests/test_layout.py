@@ -123,3 +123,16 @@ def test_merge_intervals_matches_slow_reference():
         got = list(zip(*(x.tolist() for x in merge_intervals(t, g, s, e)), strict=True))
         assert got == _merge_slow(t, g, s, e)
     assert all(len(x) == 0 for x in merge_intervals(*(np.zeros(0, np.int64),) * 4))
+
+
+def test_cache_use_is_logged(tmp_path, caplog):
+    import logging
+
+    gtf = tmp_path / "g.gtf"
+    gtf.write_text(GTF)
+    with caplog.at_level(logging.INFO, logger="cfrna"):
+        load_layout(gtf, cache_dir=tmp_path / "cache")
+        assert "parsed and cached" in caplog.text and "from the annotation cache" not in caplog.text
+        caplog.clear()
+        load_layout(gtf, cache_dir=tmp_path / "cache")
+    assert "3 genes, 4 features from the annotation cache" in caplog.text

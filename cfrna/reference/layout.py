@@ -117,7 +117,10 @@ def load_layout(gtf: str | os.PathLike, *, feature_type: str = "exon", attribute
         entry = cache / f"{_key(gtf, feature_type, attribute)}.npz"
         if entry.is_file():
             try:
-                return _load(entry, gtf)
+                layout = _load(entry, gtf)
+                log.info("%s: %d genes, %d features from the annotation cache (%s)", gtf, layout.n_genes,
+                         len(layout.f_start), entry)
+                return layout
             except (OSError, ValueError, KeyError) as exc:  # damaged entry: parse again and replace it
                 log.debug("annotation cache entry %s unreadable (%s); re-parsing", entry, exc)
     from cfrna.reference.gtf import read_gtf
@@ -126,6 +129,8 @@ def load_layout(gtf: str | os.PathLike, *, feature_type: str = "exon", attribute
     if entry is not None:
         try:
             _save(layout, entry)
+            log.info("%s: %d genes, %d features parsed and cached (%s)", gtf, layout.n_genes, len(layout.f_start),
+                     entry)
         except OSError as exc:
             log.debug("annotation cache %s not writable (%s); not caching", cache, exc)
     return layout
