@@ -521,8 +521,15 @@ def test_resume_after_kill_reruns_only_unfinished_tasks(nf_test_run, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert not (out / "report" / "index.html").exists()
+    # a table of an earlier run in the same --outdir: the report task reads only its staged inputs
+    stale = out / "de" / "stale_contrast.deseq2.tsv"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("gene_id\tbaseMean\tlog2FoldChange\tpvalue\tpadj\nG1\t1\t0\t1\t1\n")
 
     run_nextflow(base, "-profile", "test", "--outdir", str(out), "-w", str(base / "work"), "-resume")
+    assert "stale_contrast" not in (out / "report" / "index.html").read_text(encoding="utf-8")
+    assert stale.exists(), "publishDir never deletes (docs/usage.md: reruns into an old --outdir)"
+    stale.unlink()
     trace = latest_trace(out)
     status = dict(zip(trace["name"], trace["status"], strict=True))
     assert set(status.values()) <= {"CACHED", "COMPLETED"}
@@ -535,6 +542,46 @@ def test_resume_after_kill_reruns_only_unfinished_tasks(nf_test_run, tmp_path):
             assert f"CFRNA:SAMPLE_COUNTS:{step} ({sid})" in cached, f"{step} of {sid} ran again"
     assert "CFRNA:CFRNA_REPORT (cohort)" in rerun and "CFRNA:CFRNA_QC (cohort)" in rerun
     assert_same_results(out, nf_test_run["out"])
+
+
+# ----------------------------------------------------------------------------- Podman
+
+
+PODMAN_IMAGE = "localhost/cfrna:0.1.0"
+
+
+@pytest.fixture(scope="module")
+def podman_image() -> str:
+    """The image of scripts/build_image.sh. Building it takes 10-30 min, more than CI's budget: this
+    is a documented check (docs/usage.md, Containers), skipped when the image was not built here."""
+    if shutil.which("podman") is None:
+        pytest.skip("podman not installed (apt-get install podman runc)")
+    found = subprocess.run(["podman", "image", "exists", PODMAN_IMAGE], capture_output=True, timeout=60)
+    if found.returncode != 0:
+        pytest.skip(f"{PODMAN_IMAGE} not built (bash scripts/build_image.sh)")
+    return PODMAN_IMAGE
+
+
+@pytest.mark.nextflow
+@pytest.mark.slow
+def test_profile_test_under_podman(podman_image, nf_test_run, tmp_path):
+    out = tmp_path / "results"
+    env = task_env()
+    # the tasks must use the image's cfrna, not this venv's: nothing of the host's PATH is needed
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if Path(p) != VENV_BIN)
+    cmd = nf_command("-profile", "test,podman", "--outdir", str(out), "-w", str(tmp_path / "work"))
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=NF_TIMEOUT)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    trace = latest_trace(out)
+    assert set(trace["status"]) == {"COMPLETED"}
+    # every task ran in the container: its .command.run calls podman with the image
+    for workdir in trace["workdir"]:
+        run = (Path(workdir) / ".command.run").read_text()
+        assert "podman" in run and podman_image in run, f"{workdir}: not run in {podman_image}"
+    assert tree(out) == tree(nf_test_run["out"])
+    assert_same_results(out, nf_test_run["out"])
+    for name in ("input_checksums.tsv",):
+        assert (out / "pipeline_info" / name).read_bytes() == (nf_test_run["out"] / "pipeline_info" / name).read_bytes()
 
 
 # ----------------------------------------------------------------------------- SLURM
