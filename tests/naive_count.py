@@ -42,7 +42,7 @@ def blocks(rec):
 
 
 def naive_count(bam, gtf, *, strandedness=0, paired=False, min_mapq=0, primary_only=False,
-                multi_mapping=False, fraction=False, allow_multi_overlap=False, min_reads_3p=5,
+                multi_mapping=False, fraction=False, allow_multi_overlap=False, ignore_dup=False, min_reads_3p=5,
                 trace=None):
     """Return (counts dict gene->float, summary dict, stats dict); ``trace``: dict filled name -> category."""
     ann = read_gtf(gtf)
@@ -69,7 +69,8 @@ def naive_count(bam, gtf, *, strandedness=0, paired=False, min_mapq=0, primary_o
     counts = dict.fromkeys(genes, 0.0)
     summary = dict.fromkeys(CATS, 0)
     stats = dict.fromkeys(["primary_mapped", "unique", "exonic_sense", "exonic_antisense", "intronic_sense",
-                           "intronic_antisense", "intergenic", "spliced", "mito", "duplicates"], 0)
+                           "intronic_antisense", "intergenic", "spliced", "mito", "duplicates",
+                           "duplicates_flagged"], 0)
     n_uni = defaultdict(int)
     n_3p = defaultdict(int)
 
@@ -114,6 +115,7 @@ def naive_count(bam, gtf, *, strandedness=0, paired=False, min_mapq=0, primary_o
 
         if mapped and all(not m["flag"] & 0x900 for m in mates):
             stats["primary_mapped"] += 1
+            stats["duplicates_flagged"] += any(m["flag"] & 1024 for m in mates)
             stats["spliced"] += any(m["spliced"] for m in mapped)
             stats["mito"] += any(m["chrom"] in MITO_NAMES for m in mapped)
             if nh <= 1:
@@ -142,6 +144,9 @@ def naive_count(bam, gtf, *, strandedness=0, paired=False, min_mapq=0, primary_o
                     summary["Unassigned_MappingQuality"] += 1
                     return "Unassigned_MappingQuality"
                 prev_failed = True
+            if ignore_dup and m["flag"] & 1024:  # --ignoreDup: an unmapped duplicate record counts too
+                summary["Unassigned_Duplicate"] += 1
+                return "Unassigned_Duplicate"
             if m["flag"] & 4:
                 continue  # unmapped records only take part in the MAPQ rule
             if m["nh"] > 1 and not multi_mapping:

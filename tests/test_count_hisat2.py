@@ -36,6 +36,7 @@ OPTIONS = [
     (["-M"], {"multi_mapping": True}),
     (["--primary", "-Q", "1"], {"primary_only": True, "min_mapq": 1}),
     (["-M", "-O", "--fraction"], {"multi_mapping": True, "allow_multi_overlap": True, "fraction": True}),
+    (["--ignoreDup", "-Q", "1"], {"ignore_dup": True, "min_mapq": 1}),
 ]
 _COMP = str.maketrans("ACGTN", "TGCAN")
 
@@ -170,7 +171,7 @@ def test_star_pe_vs_featurecounts(star_pe, tmp_path, strand):
 # ------------------------------------------------------------------------------ hand-made records
 
 
-def make_flag_zoo(outdir, *, n: int = 2500, seed: int = 0, sort: str = "coordinate"):
+def make_flag_zoo(outdir, *, n: int = 2500, seed: int = 0, sort: str = "coordinate", dup_rate: float = 0.1):
     """A GTF and a BAM holding each flag combination of paired aligner output; returns (bam, gtf).
 
     Per template: proper pairs (99/147, 163/83); singletons (73/133, 89/165, 137/69, 153/101) with the
@@ -178,7 +179,8 @@ def make_flag_zoo(outdir, *, n: int = 2500, seed: int = 0, sort: str = "coordina
     (HISAT2), at nothing or at the unmapped mate; non-proper pairs on one chromosome and on two
     (65/129, 81/161, 97/145, 113/177); multi-mapping templates with NH and HI (or NH only, as HISAT2
     writes them) whose secondary pairs are 355/403 or 339/419, with secondary mates of unpaired
-    alignments (329/393, 345/409) and repeated keys; both mates unmapped (77/141).
+    alignments (329/393, 345/409) and repeated keys; both mates unmapped (77/141). A share
+    ``dup_rate`` of the records carries the duplicate flag 0x400.
     """
     import pysam
 
@@ -218,6 +220,8 @@ def make_flag_zoo(outdir, *, n: int = 2500, seed: int = 0, sort: str = "coordina
         return t, rng.randint(0, chroms[t][1] - 500)
 
     def add(name, flag, tid, pos, mtid, mpos, *, nh=1, hi=-1, mq=60, cig=None):
+        if rng.random() < dup_rate:  # flagged duplicate (one mate only, or an unmapped one, at times)
+            flag |= 1024
         recs.append((name, flag, tid, pos, mtid, mpos, nh, hi, mq, cig))
 
     def cigar():
@@ -372,7 +376,7 @@ def test_flag_zoo_vs_naive_reference(tmp_path, strand):
     from naive_count import naive_count
 
     bam, gtf = make_flag_zoo(tmp_path, n=800, seed=9)
-    for kwargs in ({}, {"multi_mapping": True, "fraction": True}):
+    for kwargs in ({}, {"multi_mapping": True, "fraction": True}, {"ignore_dup": True, "min_mapq": 1}):
         counts, summary, _ = naive_count(bam, gtf, strandedness=strand, paired=True, **kwargs)
         res = run_count(bam, gtf, tmp_path / "c.tsv", strandedness=STRANDS[strand], paired=True, chunk_bytes=1 << 16,
                         **kwargs)

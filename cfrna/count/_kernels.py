@@ -10,6 +10,8 @@ Layout of the state shared with :mod:`cfrna.count.counter`:
   the genes whose exons it overlaps (any strand) with a flag "all blocks inside the gene's 3'-most
   exon", and the genes whose span contains it. Rows ``0..cap-1`` form a linear-probing hash table
   (backward-shift deletion) of mates waiting for their pair; row ``cap`` is scratch.
+* ``counts[g, 0]``: the count of gene ``g``; ``counts[g, 1]``: the same without fragments that have
+  a record flagged duplicate (0x400), i.e. featureCounts ``--ignoreDup``.
 * ``acc``: featureCounts' 14 summary categories then the QC tallies; ``per_gene[g]`` = fragments
   assigned to gene ``g`` alone, of which entirely inside its 3'-most exon.
 
@@ -33,7 +35,8 @@ BIN_SHIFT = 14
 MAXH = 32
 
 # option slots (``opt`` array)
-O_STRAND, O_PAIRED, O_MINQ, O_PRIMARY, O_MULTI, O_FRACTION, O_MULTIOVL, O_SORTED = range(8)
+O_STRAND, O_PAIRED, O_MINQ, O_PRIMARY, O_MULTI, O_FRACTION, O_MULTIOVL, O_SORTED, O_IGNDUP = range(9)
+N_OPT = 9
 
 # summary slots, featureCounts order
 S_ASSIGNED, S_UNMAPPED, S_READ_TYPE, S_SINGLETON, S_MAPQ, S_CHIMERA, S_FRAGLEN, S_DUP, S_MULTI, \
@@ -41,8 +44,8 @@ S_ASSIGNED, S_UNMAPPED, S_READ_TYPE, S_SINGLETON, S_MAPQ, S_CHIMERA, S_FRAGLEN, 
 
 # stats slots
 T_PRIMARY, T_UNIQUE, T_EX_SENSE, T_EX_ANTI, T_IN_SENSE, T_IN_ANTI, T_INTERGENIC, T_SPLICED, T_MITO, \
-    T_DUPS = range(10)
-N_STATS = 10
+    T_DUPS, T_DUP_FLAGGED = range(11)
+N_STATS = 11
 N_SUMMARY = 14
 
 # error codes
@@ -124,8 +127,12 @@ def _fragment(a, b, opt, gstrand, mito_tid, counts, acc, per_gene, votes,
     libstrand = fstrand if strandedness != 2 else -fstrand
 
     # ---- QC tallies from the same pass (primary fragments only)
+    # a fragment is a duplicate when any of its records carries flag 0x400 (an unmapped one too)
+    isdup = (m_int[a, 0] & 1024) != 0 or (b >= 0 and (m_int[b, 0] & 1024) != 0)
     if all_primary and any_mapped:
         acc[N_SUMMARY + T_PRIMARY] += 1
+        if isdup:
+            acc[N_SUMMARY + T_DUP_FLAGGED] += 1
         spl = False
         mito = False
         for w in range(nm):
@@ -185,6 +192,11 @@ def _fragment(a, b, opt, gstrand, mito_tid, counts, acc, per_gene, votes,
                 acc[S_MAPQ] += 1
                 return
             prev_failed = True
+        # featureCounts --ignoreDup: after the MAPQ rule, before the unmapped skip (an unmapped
+        # record flagged 0x400 makes its mapped mate a duplicate)
+        if opt[O_IGNDUP] != 0 and (m_int[s, 0] & 1024) != 0:
+            acc[S_DUP] += 1
+            return
         if (m_int[s, 0] & 4) != 0:
             continue  # unmapped records only take part in the MAPQ rule
         if m_int[s, 4] > 1 and opt[O_MULTI] == 0:
@@ -246,7 +258,9 @@ def _fragment(a, b, opt, gstrand, mito_tid, counts, acc, per_gene, votes,
         weight = fixed / 65536.0
     if opt[O_MULTIOVL] != 0:
         for r in range(ng):
-            counts[votes[r, 0]] += weight
+            counts[votes[r, 0], 0] += weight
+            if not isdup:
+                counts[votes[r, 0], 1] += weight
         acc[S_ASSIGNED] += 1
         if ng > 1:
             return
@@ -263,7 +277,9 @@ def _fragment(a, b, opt, gstrand, mito_tid, counts, acc, per_gene, votes,
         if tie:
             acc[S_AMBIG] += 1
             return
-        counts[votes[best, 0]] += weight
+        counts[votes[best, 0], 0] += weight
+        if not isdup:
+            counts[votes[best, 0], 1] += weight
         acc[S_ASSIGNED] += 1
     # 3' bias bookkeeping: fragments assigned to one gene
     g = votes[best, 0]

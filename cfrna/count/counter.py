@@ -47,6 +47,10 @@ QC tallies (``<out>.stats.json``, one pass, fragments for pairs, primary records
   chromosome/start for pairs) as an earlier one. Needs a coordinate-sorted BAM (header
   ``SO:coordinate``); ``null`` otherwise. A BAM that claims coordinate order but breaks it raises
   :class:`InputFormatError`.
+* ``duplicates_flagged``: primary mapped fragments with a record flagged duplicate (0x400, e.g.
+  by Picard MarkDuplicates); with ``ignore_dup`` these are ``Unassigned_Duplicate`` and the
+  counts are featureCounts ``--ignoreDup``'s. The counts without them are kept in the same pass
+  (``dedup_out``).
 * ``three_prime_bias`` (QUAKE-style): per gene, the 3'-most exon is the feature with the largest
   end (``+`` strand) or smallest start (``-`` strand). Among genes with at least
   :data:`MIN_READS_3P` fragments assigned to them alone and more than one exon, the fraction of
@@ -196,7 +200,7 @@ class _State:
     """Accumulators and the pending-mate table passed to the kernels."""
 
     def __init__(self, n_genes: int, table: int):
-        self.counts = np.zeros(n_genes, np.float64)
+        self.counts2 = np.zeros((n_genes, 2), np.float64)  # raw, without flagged duplicates
         # summary categories then QC tallies; per gene: fragments assigned alone, of which inside the 3' exon
         self.acc = np.zeros(K.N_SUMMARY + K.N_STATS, np.int64)
         self.per_gene = np.zeros((n_genes, 2), np.int64)
@@ -216,6 +220,16 @@ class _State:
         # mate slots: [flag, tid, pos, mapq, NH, spliced, n exon-gene hits, n span-gene hits], hits, 3' flags, spans
         self.m = (np.zeros((rows, 8), np.int64), np.zeros((rows, K.MAXH), np.int64),
                   np.zeros((rows, K.MAXH), np.int8), np.zeros((rows, K.MAXH), np.int64))
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Per-gene counts."""
+        return self.counts2[:, 0]
+
+    @property
+    def counts_dedup(self) -> np.ndarray:
+        """Per-gene counts without fragments flagged duplicate (featureCounts ``--ignoreDup``)."""
+        return self.counts2[:, 1]
 
     @property
     def summary(self) -> np.ndarray:
@@ -261,7 +275,7 @@ class _CountSlot(Slot):
         self.hits = np.zeros(K.MAXH, np.int64)
         self.left = np.zeros(1024, np.int8)
         self.table = np.zeros(2048, np.int32)
-        self.counts = np.zeros(n_genes, np.float64)
+        self.counts2 = np.zeros((n_genes, 2), np.float64)
         self.acc = np.zeros(K.N_SUMMARY + K.N_STATS, np.int64)
         self.per_gene = np.zeros((n_genes, 2), np.int64)
         self.votes = np.zeros((2 * K.MAXH, 3), np.int64)
@@ -284,7 +298,7 @@ class _CountSlot(Slot):
 
 def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int = 1, min_mapq: int = 0,
               primary_only: bool = False, multi_mapping: bool = False, fraction: bool = False,
-              allow_multi_overlap: bool = False, chunk_bytes: int = 1 << 22) -> dict:
+              allow_multi_overlap: bool = False, ignore_dup: bool = False, chunk_bytes: int = 1 << 22) -> dict:
     """Count one BAM against a :class:`~cfrna.reference.layout.FeatureLayout` (or an
     :class:`~cfrna.reference.gtf.Annotation`); returns raw arrays and tallies.
 
@@ -300,7 +314,7 @@ def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int 
     layout = annotation if isinstance(annotation, FeatureLayout) else layout_from_annotation(annotation)
     index = GeneIndex(layout, header.references)
     sorted_coord = header.sort_order == "coordinate"
-    opt = np.zeros(8, np.int64)
+    opt = np.zeros(K.N_OPT, np.int64)
     opt[K.O_STRAND] = strandedness
     opt[K.O_PAIRED] = int(paired)
     opt[K.O_MINQ] = int(min_mapq)
@@ -309,6 +323,7 @@ def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int 
     opt[K.O_FRACTION] = int(fraction)
     opt[K.O_MULTIOVL] = int(allow_multi_overlap)
     opt[K.O_SORTED] = int(sorted_coord)
+    opt[K.O_IGNDUP] = int(ignore_dup)
     st = _State(index.n_genes, _INITIAL_TABLE if paired else 2)
     ex, sp = index.exon, index.span
     seen = {"records": 0, "paired_flag": 0}
@@ -335,7 +350,7 @@ def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int 
             )
         K.assign_local(rec.n, rec.flag, rec.tid, rec.pos, rec.mapq, rec.nh, rec.hi, rec.mtid, rec.mpos, rec.qhash,
                        rec.has_n, slot.ev_off, slot.ev_nex, slot.ev_code, slot.ev_3p, opt, index.gstrand,
-                       index.mito_tid, slot.counts, slot.acc, slot.per_gene, slot.votes, slot.table, slot.left,
+                       index.mito_tid, slot.counts2, slot.acc, slot.per_gene, slot.votes, slot.table, slot.left,
                        *slot.m)
 
     def assign(slot: _CountSlot, rec) -> None:  # one chunk at a time, in file order
@@ -351,7 +366,7 @@ def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int 
             nxt, err, where = K.count_records(
                 rec.n, rec.flag, rec.tid, rec.pos, rec.mapq, rec.nh, rec.hi, rec.mtid, rec.mpos, rec.qhash,
                 rec.has_n, slot.ev_off, slot.ev_nex, slot.ev_code, slot.ev_3p, slot.left, start, opt, index.gstrand,
-                index.mito_tid, st.counts, st.acc, st.per_gene, st.votes, st.dup_state, st.dup_keys, *st.table,
+                index.mito_tid, st.counts2, st.acc, st.per_gene, st.votes, st.dup_state, st.dup_keys, *st.table,
                 *st.m)
             if err == K.E_OK:
                 return
@@ -373,14 +388,14 @@ def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int 
     n_records = stream_records(bam, header, parallel=lookup, ordered=assign, threads=threads,
                                chunk_bytes=chunk_bytes, hash_names=paired, make_slot=make_slot)
     for slot in slots:  # chunk-local assignments
-        st.counts += slot.counts
+        st.counts2 += slot.counts2
         st.acc += slot.acc
         st.per_gene += slot.per_gene
     if paired and n_records and not seen["paired_flag"]:
         raise ConfigError("no paired-end reads in the BAM, but --paired was given", where=str(bam),
                           hint="drop --paired for single-end data (featureCounts refuses this too)")
     if paired:
-        left = K.flush_pending(opt, index.gstrand, index.mito_tid, st.counts, st.acc, st.per_gene, st.votes,
+        left = K.flush_pending(opt, index.gstrand, index.mito_tid, st.counts2, st.acc, st.per_gene, st.votes,
                                st.t_state, *st.m)
         if left:
             log.info("%d mate(s) without a record of the same pairing key (name, HI, mate positions) were "
@@ -414,6 +429,8 @@ def run_count(
     feature_type: str = "exon",
     attribute: str = "gene_id",
     sample: str | None = None,
+    ignore_dup: bool = False,
+    dedup_out: str | os.PathLike | None = None,
     chunk_bytes: int = 1 << 22,
 ) -> dict:
     """Count reads (fragments for pairs) per gene exactly as featureCounts 2.0.3 does.
@@ -447,6 +464,12 @@ def run_count(
         GTF feature type (``-t``) and grouping attribute (``-g``).
     sample
         Sample name for the stats JSON (default: the BAM file name without ``.bam``).
+    ignore_dup
+        Fragments with a record flagged duplicate (0x400, e.g. by Picard MarkDuplicates) are not
+        counted: ``Unassigned_Duplicate`` (featureCounts ``--ignoreDup``; default: False).
+    dedup_out
+        Also write the counts without flagged duplicates here (``gene_id<TAB>count``, what
+        ``--ignoreDup`` would count), from the same pass (default: not written).
     chunk_bytes
         Uncompressed bytes per chunk of the BAM (whole BGZF blocks, at least 64 KiB; default 4 MiB).
 
@@ -481,7 +504,7 @@ def run_count(
     annotation = load_layout(gtf, feature_type=feature_type, attribute=attribute)
     res = count_bam(bam, annotation, strandedness=STRANDEDNESS[strandedness], paired=paired, threads=threads,
                     min_mapq=min_mapq, primary_only=primary_only, multi_mapping=multi_mapping, fraction=fraction,
-                    allow_multi_overlap=allow_multi_overlap, chunk_bytes=chunk_bytes)
+                    allow_multi_overlap=allow_multi_overlap, ignore_dup=ignore_dup, chunk_bytes=chunk_bytes)
     if res["records"] == 0:
         raise EmptyResultError("BAM has no alignment records", where=str(bam),
                                hint="check the alignment step produced reads")
@@ -489,6 +512,10 @@ def run_count(
     lines = [f"{g}\t{_format_count(c, fraction=fraction)}" for g, c in zip(index.gene_ids, st.counts.tolist(),
                                                                         strict=True)]
     write_text(out, "gene_id\tcount\n" + "\n".join(lines) + "\n")
+    if dedup_out is not None:
+        dd = [f"{g}\t{_format_count(c, fraction=fraction)}" for g, c in zip(index.gene_ids, st.counts_dedup.tolist(),
+                                                                          strict=True)]
+        write_text(dedup_out, "gene_id\tcount\n" + "\n".join(dd) + "\n")
     summary = {k: int(v) for k, v in zip(SUMMARY_CATEGORIES, st.summary.tolist(), strict=True)}
     write_text(str(out) + ".summary", f"Status\t{Path(bam).name}\n" + "".join(f"{k}\t{v}\n" for k, v in summary.items()))
     stats = _stats(res, sample=sample or bam.name.removesuffix(".bam"), strandedness=strandedness, paired=paired)
@@ -519,6 +546,7 @@ def _stats(res: dict, *, sample: str, strandedness: str, paired: bool) -> dict:
         "spliced": int(s[K.T_SPLICED]),
         "mito": int(s[K.T_MITO]),
         "duplicates": int(s[K.T_DUPS]) if res["sorted"] else None,
+        "duplicates_flagged": int(s[K.T_DUP_FLAGGED]),
         "three_prime_bias": bias,
         "genes_detected": int((st.counts > 0).sum()),
     }
