@@ -68,6 +68,7 @@ def test_run_matrix_and_anndata(run_dir):
                   "log2FoldChange": [1.0, -0.5], "lfcSE": [0.1, 0.2], "stat": [10.0, -2.5],
                   "pvalue": [1e-5, 0.01], "padj": [2e-5, 0.01], "log2FoldChange_shrunk": [0.9, -0.3]}
                  ).to_csv(de / "flare.deseq2.tsv", sep="\t", index=False)
+    pd.DataFrame({"contrast": ["flare"]}).to_csv(de / "design.tsv", sep="\t", index=False)  # the run's contrasts
     pd.DataFrame({"gene_id": ["G1", "G2", "G3"], "S1": [1.0, 2.0, 3.0]}).to_csv(de / "vst.tsv", sep="\t", index=False)
     path = write_anndata(res)
     import anndata as ad
