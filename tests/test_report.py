@@ -312,6 +312,7 @@ def test_default_title_names_the_run_not_the_folder(tmp_path: Path) -> None:
     assert default_title(None, samples) == "BLISS-SLE — cfrna report"
     assert default_title({"params": {"title": "Lupus flare cohort", "samplesheet": "s.csv"}}, samples) == "Lupus flare cohort"
     assert default_title({"params": {"samplesheet": "lupus_2024.csv"}}, samples[["sample"]]) == "cfrna report — lupus_2024.csv"
+    assert default_title({"params": {"input": "/data/sheet_v2.csv"}}, samples[["sample"]]) == "cfrna report — sheet_v2.csv"
     assert default_title(None, samples[["sample"]]) == "cfrna report"
 
 

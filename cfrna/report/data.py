@@ -322,7 +322,7 @@ def default_title(params: dict[str, Any] | None, samples: pd.DataFrame) -> str:
             vals = [str(v) for v in pd.unique(samples[col].dropna()) if str(v).strip()]
             if vals:
                 return f"{', '.join(vals[:3])} — cfrna report"
-    sheet = p.get("samplesheet") if isinstance(p, dict) else None
+    sheet = (p.get("samplesheet") or p.get("input")) if isinstance(p, dict) else None  # cfrna run / Nextflow
     if sheet:
         return f"cfrna report — {Path(str(sheet)).name}"
     return "cfrna report"
