@@ -468,8 +468,9 @@ def test_concurrent_run_refused_then_kill_during_alignment_leaves_nothing(cohort
         t0 = time.time()
         second = subprocess.run(run_args(cohort, out, index_dir), capture_output=True, text=True, check=False)
         assert second.returncode == 2, second.stderr
-        msg = second.stderr.strip()
-        assert "\n" not in msg and "in use by another cfrna run" in msg and f"pid {first.pid}" in msg
+        msg = second.stderr.strip().splitlines()[-1]  # after the preflight's info lines: one error line
+        assert msg.startswith(f"cfrna run: error: {out}: output folder is in use by another cfrna run (host ")
+        assert f"pid {first.pid}, started " in msg
         assert time.time() - t0 < 30
         assert (out / ".cfrna.lock").exists()
     finally:
