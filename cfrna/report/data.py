@@ -297,17 +297,22 @@ def top_genes(df: pd.DataFrame, gidx: np.ndarray, *, n: int = 5) -> dict[str, li
 def design_table(ddf: pd.DataFrame) -> dict[str, Any]:
     """The design table shown in the Provenance tab: group sizes and excluded sample ids, no long text.
 
-    The sample lists of each group stay in ``de/design.tsv``; a long sensitivity status keeps its first
-    clause (the full text is in the log and design.tsv).
+    The sample lists of each group stay in ``de/design.tsv``; a long message (sensitivity status, a
+    correlation warning) keeps its first clause (the full text is in the log and design.tsv).
     """
     keep = [c for c in ddf.columns if not str(c).endswith("_samples")]
     out = ddf[keep].copy()
     if "excluded_samples" in ddf.columns:
         out.insert(len(out.columns), "excluded", [", ".join(_sample_ids(v)) for v in ddf["excluded_samples"]])
-    if "sensitivity" in out.columns:
-        out["sensitivity"] = [
-            v.split(":", 1)[0] if isinstance(v, str) and len(v) > 60 else v for v in out["sensitivity"]
-        ]
+    def short(v: Any) -> Any:
+        if not isinstance(v, str) or len(v) <= 60:
+            return v
+        head = v.split(":", 1)[0]
+        return head if len(head) <= 60 else head[:57] + "…"
+
+    for col in out.columns:
+        if col not in ("contrast", "formula", "excluded") and out[col].dtype == object:
+            out[col] = [short(v) for v in out[col]]
     return table(out)
 
 
