@@ -293,3 +293,25 @@ def test_run_de_limma_voom_contrasts(tmp_path, caplog):
         assert res["contrasts"][cid]["n_significant"] == int((t["padj"] < 0.05).sum())
     assert "within-patient_id correlation" in caplog.text
     assert design.loc["arm", "sensitivity"].startswith(("ok", "no blood-cell", "adjusted design"))
+
+
+def test_run_de_records_correlation_warning(tmp_path, caplog):
+    """Visits of a patient nearly identical: REML at the upper bound -> named warning, logged and in design.tsv."""
+    from cfrna.de import run_de
+    from tests.test_de import write_cohort
+
+    contrasts = "id,variable,reference,target,formula\narm,arm,steroid_maintenance,steroid_tapering,~ arm + (1 | patient_id)\n"
+    files = write_cohort(tmp_path / "in", n_samples=16, n_genes=400, seed=5, contrasts=contrasts)
+    sheet = pd.read_csv(files["samplesheet"])
+    counts = pd.read_csv(files["counts"], sep="\t", index_col=0)
+    rng = np.random.default_rng(0)
+    patients = sheet.set_index("sample").loc[counts.columns, "patient_id"]
+    prof = {p: np.exp(rng.normal(8, 1.5, len(counts))) for p in patients.unique()}
+    counts[:] = np.column_stack([np.round(prof[p] * (1 + 1e-4 * rng.normal(size=len(counts)))) for p in patients])
+    counts.to_csv(files["counts"], sep="\t")
+    caplog.set_level("INFO", logger="cfrna")
+    run_de(files["counts"], files["samplesheet"], files["contrasts"], tmp_path / "de", sensitivity=False)
+    design = pd.read_csv(tmp_path / "de" / "design.tsv", sep="\t", keep_default_na=False).set_index("contrast")
+    assert float(design.loc["arm", "correlation"]) == pytest.approx(0.99)
+    assert "at a bound" in design.loc["arm", "correlation_warning"]
+    assert "CorrelationWarning" in caplog.text
