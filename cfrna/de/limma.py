@@ -233,9 +233,11 @@ def voom(counts: np.ndarray, design: np.ndarray | None = None, *, lib_size: np.n
     # approxfun(ties = mean, rule = 2): collapse tied x by the mean fitted value
     ux, inv = np.unique(xs, return_inverse=True)
     uy = np.bincount(inv, weights=fitted) / np.bincount(inv)
-    fitted_log = coef @ x.T
-    fitted_count = 2.0 ** fitted_log * 1e-6 * (lib + 1.0)[None, :]
-    w = 1.0 / np.interp(np.log2(fitted_count), ux, uy) ** 4
+    # fitted log2-count = fitted log2-CPM + log2(library size + 1) - log2(1e6)
+    fitted_logcount = coef @ x.T
+    fitted_logcount += (np.log2(lib + 1.0) - math.log2(1e6))[None, :]
+    w = np.interp(fitted_logcount, ux, uy)
+    w **= -4
     return VoomResult(E=E, weights=w, lib_size=lib)
 
 
