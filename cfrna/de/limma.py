@@ -269,7 +269,11 @@ def array_weights(E: np.ndarray, design: np.ndarray | None = None, *, weights: n
     w = np.ones_like(E) if weights is None else np.ascontiguousarray(weights, dtype=float)
     if not np.isfinite(E).all():
         raise ValueError("array_weights: expression values must be finite")
-    return K.array_weights_gbg(np.ascontiguousarray(E), w, np.ascontiguousarray(x), float(prior_n))
+    from threadpoolctl import threadpool_limits
+
+    # one small Cholesky per gene: a multi-threaded BLAS spins its threads for nothing (27x the CPU time)
+    with threadpool_limits(limits=1):
+        return K.array_weights_gbg(np.ascontiguousarray(E), w, np.ascontiguousarray(x), float(prior_n))
 
 
 def voom_quality_weights(counts: np.ndarray, design: np.ndarray | None = None, *,
