@@ -10,7 +10,7 @@ Two measurements on simulated NB counts with a patient random intercept (3 or 4 
 
 Times are for the computation only (data already in memory on both sides; R's own ``proc.time``),
 wall and CPU seconds (CPU = user + system of all threads: the fair ratio on a shared machine).
-Peak RSS: this process (``ru_maxrss``) and the R child (``RUSAGE_CHILDREN``).
+Peak RSS: this process (``ru_maxrss``) and the R process (GNU ``time -f %M``).
 
 Usage::
 
@@ -105,9 +105,15 @@ def run_r(counts, design, block):
         pd.DataFrame(design, index=samples, columns=["Intercept", "arm", "flare"]).to_csv(d / "design.tsv", sep="\t")
         (d / "block.txt").write_text("\n".join(block) + "\n")
         (d / "ref.R").write_text(R_CODE)
-        out = subprocess.run([rscript, str(d / "ref.R"), str(d)], capture_output=True, text=True, check=True)
+        # GNU time reports R's own peak RSS (RUSAGE_CHILDREN would count this process's pages copied at fork)
+        gnu_time = shutil.which("time") or "/usr/bin/time"
+        cmd = [rscript, str(d / "ref.R"), str(d)]
+        if Path(gnu_time).exists():
+            cmd = [gnu_time, "-f", "MAXRSS_KB %M", *cmd]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     voom_s, dupcor_s, voom_cpu, dupcor_cpu, corr = (float(x) for x in out.stdout.split())
-    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    kb = [ln.split()[1] for ln in out.stderr.splitlines() if ln.startswith("MAXRSS_KB ")]
+    rss_mb = float(kb[-1]) / 1024 if kb else float("nan")
     return {"voom_s": voom_s, "dupcor_s": dupcor_s, "voom_cpu": voom_cpu, "dupcor_cpu": dupcor_cpu,
             "correlation": corr, "peak_rss_mb": rss_mb}
 
