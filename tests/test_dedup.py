@@ -155,3 +155,22 @@ def test_dedup_counts_without_flags_equal_raw(tmp_path):
     assert res["summary"]["Unassigned_Duplicate"] == 0
     assert res["stats"]["duplicates_flagged"] == 0
     assert (tmp_path / "c.tsv").read_text() == (tmp_path / "d.tsv").read_text()
+
+
+def test_cli_ignore_dup_and_dedup_out(tmp_path, capsys):
+    """``cfrna count --ignore-dup --dedup-out``: flagged duplicates unassigned, the dedup table written."""
+    from test_count_hisat2 import make_flag_zoo
+
+    from cfrna.cli import main
+
+    bam, gtf = make_flag_zoo(tmp_path, n=400, seed=3, dup_rate=0.2)
+    out, dd = tmp_path / "c.tsv", tmp_path / "c.dedup.tsv"
+    assert main(["count", "--bam", str(bam), "--gtf", str(gtf), "--out", str(out), "-s", "reverse", "--paired",
+                 "--dedup-out", str(dd)]) == 0
+    raw = out.read_text()
+    assert main(["count", "--bam", str(bam), "--gtf", str(gtf), "--out", str(out), "-s", "reverse", "--paired",
+                 "--ignore-dup"]) == 0
+    summary = dict(ln.split("\t") for ln in Path(str(out) + ".summary").read_text().splitlines()[1:])
+    assert int(summary["Unassigned_Duplicate"]) > 0
+    assert dd.read_text() == out.read_text() != raw
+    capsys.readouterr()

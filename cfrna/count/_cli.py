@@ -25,6 +25,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-t", "--feature-type", default="exon", help="GTF feature type (default: exon)")
     parser.add_argument("-g", "--attribute", default="gene_id", help="GTF grouping attribute (default: gene_id)")
     parser.add_argument("--sample", default=None, help="sample name for the stats JSON (default: BAM name)")
+    parser.add_argument("--ignore-dup", action="store_true",
+                        help="do not count fragments with a record flagged duplicate (0x400; featureCounts --ignoreDup)")
+    parser.add_argument("--dedup-out", default=None, metavar="TSV",
+                        help="also write the counts without flagged duplicates here (same pass)")
     parser.add_argument("--threads", "-T", type=int, default=1, help="threads (default: 1)")
 
 
@@ -42,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             args.bam, args.gtf, args.out, strandedness=strandedness, paired=args.paired, threads=args.threads,
             min_mapq=args.min_mapq, primary_only=args.primary, multi_mapping=args.multi_mapping,
             fraction=args.fraction, allow_multi_overlap=args.allow_multi_overlap, feature_type=args.feature_type,
-            attribute=args.attribute, sample=args.sample,
+            attribute=args.attribute, sample=args.sample, ignore_dup=args.ignore_dup, dedup_out=args.dedup_out,
         )
     s = res["summary"]
     total = sum(s.values())
