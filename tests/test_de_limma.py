@@ -315,3 +315,18 @@ def test_run_de_records_correlation_warning(tmp_path, caplog):
     assert float(design.loc["arm", "correlation"]) == pytest.approx(0.99)
     assert "at a bound" in design.loc["arm", "correlation_warning"]
     assert "CorrelationWarning" in caplog.text
+
+
+def test_effective_library_sizes_remove_a_composition_shift():
+    rng = np.random.default_rng(3)
+    mu = np.exp(rng.normal(4, 1, 500))
+    counts = rng.poisson(mu[:, None] * np.ones(12)).astype(float)
+    counts[0, 6:] = 2e6  # one gene (haemoglobin-like) takes most reads in half of the samples
+    lib = counts.sum(axis=0)
+    eff = L.effective_library_sizes(counts)
+    assert lib[6:].mean() / lib[:6].mean() > 10
+    assert abs(np.log2(eff[6:].mean() / eff[:6].mean())) < 0.1
+    assert np.exp(np.mean(np.log(eff / lib))) == pytest.approx(1.0)  # factors have geometric mean 1
+    few = np.zeros((20, 4))
+    few[:, 0] = 5
+    np.testing.assert_allclose(L.effective_library_sizes(few + np.eye(20, 4)), (few + np.eye(20, 4)).sum(axis=0))

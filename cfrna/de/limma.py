@@ -727,7 +727,8 @@ class VoomLimmaResult:
 
 def voom_limma(counts: pd.DataFrame, design: pd.DataFrame, coefficient: str, *, block=None,
                quality_weights: bool | None = None, correlation: float | None = None,
-               robust: bool = True, threads: int | None = None) -> VoomLimmaResult:
+               robust: bool = True, lib_size: np.ndarray | None = None,
+               threads: int | None = None) -> VoomLimmaResult:
     """voom (with quality weights) -> duplicateCorrelation(block) -> GLS lmFit -> eBayes(robust) -> topTable.
 
     Parameters
@@ -747,6 +748,9 @@ def voom_limma(counts: pd.DataFrame, design: pd.DataFrame, coefficient: str, *, 
         Use this within-block correlation instead of estimating it (sensitivity refits).
     robust : bool
         Robust empirical Bayes (default: True).
+    lib_size : numpy.ndarray, optional
+        Effective library sizes (default: column sums, as limma's voom); see
+        :func:`effective_library_sizes`.
     threads : int, optional
         Threads for the per-gene REML and GLS fits (default: numba's thread count).
 
@@ -768,9 +772,9 @@ def voom_limma(counts: pd.DataFrame, design: pd.DataFrame, coefficient: str, *, 
     else:
         qw_note = "yes" if quality_weights else "no"
     if quality_weights:
-        v = voom_quality_weights(y, x)
+        v = voom_quality_weights(y, x, lib_size=lib_size)
     else:
-        v = voom(y, x)
+        v = voom(y, x, lib_size=lib_size)
     rho: float | None = None
     warn = ""
     if block is not None:
@@ -787,6 +791,27 @@ def voom_limma(counts: pd.DataFrame, design: pd.DataFrame, coefficient: str, *, 
     tab = top_table(fit, j, genes=counts.index)
     tab["SE"] = fit.stdev_unscaled[:, j] * np.sqrt(fit.s2_post)
     return VoomLimmaResult(tab, rho, warn, v.sample_weights, qw_note, fit)
+
+
+def effective_library_sizes(counts: np.ndarray) -> np.ndarray:
+    """Column sums times median-of-ratios normalisation factors (edgeR's ``lib.size * norm.factors``).
+
+    The factors are DESeq2's size factors (median over genes without zeros of count / gene
+    geometric mean) divided by the column sums and scaled to geometric mean 1, so that a few very
+    abundant genes (haemoglobin in plasma) do not shift every log-CPM. Falls back to column sums
+    when fewer than 10 genes have no zero.
+    """
+    counts = np.asarray(counts, dtype=float)
+    lib = counts.sum(axis=0)
+    pos = (counts > 0).all(axis=1)
+    if pos.sum() < 10:
+        log.info("voom: fewer than 10 genes without zeros; library sizes are column sums")
+        return lib
+    logc = np.log(counts[pos])
+    sf = np.exp(np.median(logc - logc.mean(axis=1, keepdims=True), axis=0))
+    nf = sf / lib
+    nf /= np.exp(np.mean(np.log(nf)))
+    return lib * nf
 
 
 def limma_contrast(counts: pd.DataFrame, summary, *, base_mean: pd.Series | None = None,
@@ -809,6 +834,9 @@ def limma_contrast(counts: pd.DataFrame, summary, *, base_mean: pd.Series | None
         t), pvalue, padj (BH), log2FoldChange_shrunk (= logFC: voom log fold changes are not
         shrunk), AveExpr, B. The dict holds ``correlation`` (consensus within-block correlation or
         None), ``correlation_warning`` and ``quality_weights``.
+
+    Library sizes are :func:`effective_library_sizes` (median-of-ratios normalisation, like the
+    DESeq2 contrasts), not limma's plain column sums.
     """
     from cfrna.de.contrasts import _design_matrix
 
@@ -818,7 +846,8 @@ def limma_contrast(counts: pd.DataFrame, summary, *, base_mean: pd.Series | None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CorrelationWarning)  # reported by the caller (log + design.tsv)
         block = None if summary.random_effect is None else meta[summary.random_effect].astype(str).to_numpy()
-        r = voom_limma(counts, dm, summary.coefficient, block=block, threads=threads)
+        r = voom_limma(counts, dm, summary.coefficient, block=block, threads=threads,
+                       lib_size=effective_library_sizes(counts.to_numpy()))
     tab = r.table
     bm = counts.mean(axis=1) if base_mean is None else base_mean.reindex(counts.index)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -856,7 +885,8 @@ def limma_sensitivity(counts: pd.DataFrame, summary, primary: pd.DataFrame, cova
     dm = dm.loc[counts.columns]
     block = None if summary.random_effect is None else meta.loc[counts.columns, summary.random_effect].astype(str)
     r = voom_limma(counts, dm, summary.coefficient, block=None if block is None else block.to_numpy(),
-                   correlation=correlation if block is not None else None, threads=threads)
+                   correlation=correlation if block is not None else None, threads=threads,
+                   lib_size=effective_library_sizes(counts.to_numpy()))
     sig = primary[primary["padj"] < alpha]
     out = pd.DataFrame({
         "gene_id": sig.index,
@@ -871,5 +901,5 @@ def limma_sensitivity(counts: pd.DataFrame, summary, primary: pd.DataFrame, cova
 
 
 __all__ = ["CorrelationWarning", "QUALITY_WEIGHTS_MAX_SAMPLES", "array_weights", "bh_adjust",
-           "duplicate_correlation", "ebayes", "limma_contrast", "limma_sensitivity", "fit_f_dist", "fit_f_dist_robustly", "lm_fit", "squeeze_var",
+           "duplicate_correlation", "ebayes", "effective_library_sizes", "limma_contrast", "limma_sensitivity", "fit_f_dist", "fit_f_dist_robustly", "lm_fit", "squeeze_var",
            "top_table", "trigamma_inverse", "voom", "voom_limma", "voom_quality_weights"]
