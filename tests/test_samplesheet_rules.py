@@ -24,7 +24,8 @@ def sheet_dir(tmp_path):
 
 
 @pytest.mark.parametrize("col", ["excluded", "qc_status", "qc_reasons", "reasons", "status", "mapping_rate",
-                                 "sex_inferred", "has_counts", "paired", "qc_anything", "ng80_status"])
+                                 "sex_inferred", "has_counts", "paired", "qc_anything", "ng80_status",
+                                 "degradation_status", "reads_assigned_status"])
 def test_colliding_column_is_an_error_naming_it(sheet_dir, capsys, col):
     rows = [r + ",x" for r in GOOD]
     p = write(sheet_dir, *rows, header=HEADER + f",{col}")
@@ -39,7 +40,8 @@ def test_every_computed_qc_column_is_reserved():
     from cfrna.qc.metrics import METRICS
 
     assert set(METRICS) <= computed_columns()
-    for col in ("sex", "batch", "days_to_flare", "single_end", "quality"):
+    assert {f"{m}_status" for m in METRICS} | {"degradation_status", "strandedness_status"} <= computed_columns()
+    for col in ("sex", "batch", "days_to_flare", "single_end", "quality", "flare_status"):
         check_column_name(col, "x")  # ordinary metadata names stay allowed
 
 

@@ -6,7 +6,8 @@ user can fix the sheet. Relative FASTQ paths are resolved against the sampleshee
 Two rules keep sheet columns and computed columns apart and sample ids usable everywhere:
 
 - a sheet column may not be named like a column cfrna computes (:func:`check_column_name`: the QC
-  metric names, ``status``, ``reasons``, ``excluded``, ``paired``, ...; any ``qc_*`` or ``*_status``);
+  metric names and their ``<metric>_status`` decisions, ``status``, ``reasons``, ``excluded``,
+  ``paired``, ...; any ``qc_*``);
 - a sample id is 1-100 characters of ``[A-Za-z0-9_.-]`` not starting with ``.`` or ``-``
   (:func:`check_sample_id`, also used by the stage commands for ``--sample``).
 """
@@ -40,7 +41,8 @@ METADATA_COLUMNS = tuple(c for c in REQUIRED_COLUMNS if c not in FASTQ_COLUMNS)
 COMPUTED_COLUMNS = frozenset({"status", "reasons", "excluded", "paired", "has_counts", "size_factor",
                               "error", "missing_inputs", "checks", "thresholds"})
 RESERVED_PREFIXES = ("qc_",)
-RESERVED_SUFFIXES = ("_status",)
+#: QC decision columns that are not ``<metric>_status`` of a metric (cfrna.qc.filters)
+QC_DECISION_COLUMNS = frozenset({"degradation_status", "strandedness_status"})
 SAMPLE_ID_MAX = 100
 
 
@@ -100,10 +102,10 @@ class SampleSheet:
 
 
 def computed_columns() -> frozenset[str]:
-    """Every column name cfrna computes into a sample table (QC metrics included)."""
+    """Every column name cfrna computes into a sample table: QC metrics and their ``<metric>_status`` decisions."""
     from cfrna.qc.metrics import METRICS
 
-    return COMPUTED_COLUMNS | frozenset(METRICS)
+    return COMPUTED_COLUMNS | QC_DECISION_COLUMNS | frozenset(METRICS) | frozenset(f"{m}_status" for m in METRICS)
 
 
 def check_column_name(col: str, where: str) -> None:
@@ -113,8 +115,6 @@ def check_column_name(col: str, where: str) -> None:
         why = "a column cfrna computes"
     elif col.startswith(RESERVED_PREFIXES):
         why = f"the {'/'.join(p + '*' for p in RESERVED_PREFIXES)} names are reserved for computed QC columns"
-    elif col.endswith(RESERVED_SUFFIXES):
-        why = f"the {'/'.join('*' + p for p in RESERVED_SUFFIXES)} names are reserved for computed QC decisions"
     if why:
         raise ConfigError(f"column '{col}' is reserved ({why})", where=where,
                           hint=f"rename it, e.g. to 'sheet_{col.removeprefix('qc_')}' (docs/usage.md)")
