@@ -330,3 +330,35 @@ def test_effective_library_sizes_remove_a_composition_shift():
     few = np.zeros((20, 4))
     few[:, 0] = 5
     np.testing.assert_allclose(L.effective_library_sizes(few + np.eye(20, 4)), (few + np.eye(20, 4)).sum(axis=0))
+
+
+@pytest.mark.slow
+def test_squeeze_var_trend_and_robust_match_r(tmp_path):
+    """squeezeVar with an intensity trend (non-robust) and robust without trend, against R limma."""
+    rscript = require_tool("Rscript")
+    rng = np.random.default_rng(11)
+    n = 3000
+    amean = rng.uniform(0, 12, n)
+    s0 = np.exp(1.0 - 0.15 * amean)  # variance falls with expression
+    var = s0 * rng.chisquare(6, n) / 6 / rng.chisquare(20, n) * 20
+    var[:30] *= 40  # outlier variances for the robust fit
+    pd.DataFrame({"var": var, "a": amean}).to_csv(tmp_path / "v.tsv", sep="\t", index=False)
+    (tmp_path / "s.R").write_text(
+        'suppressPackageStartupMessages(library(limma)); d <- read.delim(commandArgs(TRUE)[1])\n'
+        'tr <- squeezeVar(d$var, 6, covariate=d$a); rb <- squeezeVar(d$var, 6, robust=TRUE)\n'
+        'write.table(data.frame(tr_post=tr$var.post, tr_prior=tr$var.prior, tr_df=tr$df.prior, rb_post=rb$var.post,'
+        ' rb_df=rb$df.prior, rb_prior=rb$var.prior), commandArgs(TRUE)[2], sep="\\t", row.names=FALSE)\n')
+    out = subprocess.run([rscript, str(tmp_path / "s.R"), str(tmp_path / "v.tsv"), str(tmp_path / "o.tsv")],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ref = pd.read_csv(tmp_path / "o.tsv", sep="\t")
+    tr = L.squeeze_var(var, 6.0, covariate=amean)
+    np.testing.assert_allclose(tr["var_prior"], ref["tr_prior"], rtol=1e-6)
+    np.testing.assert_allclose(tr["df_prior"], ref["tr_df"].iloc[0], rtol=1e-6)
+    np.testing.assert_allclose(tr["var_post"], ref["tr_post"], rtol=1e-6)
+    rb = L.squeeze_var(var, 6.0, robust=True)
+    np.testing.assert_allclose(rb["df_prior"], ref["rb_df"], rtol=1e-5)
+    np.testing.assert_allclose(rb["var_prior"], ref["rb_prior"].iloc[0], rtol=1e-6)
+    np.testing.assert_allclose(rb["var_post"], ref["rb_post"], rtol=1e-5)
+    with pytest.raises(ValueError, match="robust=True with a variance trend"):
+        L.squeeze_var(var, 6.0, robust=True, covariate=amean)

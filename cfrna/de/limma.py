@@ -453,20 +453,55 @@ def trigamma_inverse(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def fit_f_dist(x: np.ndarray, df1: np.ndarray | float) -> tuple[float, float]:
-    """Moment estimates of the scaled F distribution of sample variances (limma ``fitFDist``, no covariate).
+def _natural_spline_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """A basis of the natural cubic splines with the given knots (boundary knots included; ESL 5.2.1).
+
+    Spans the same space as R's ``splines::ns(x, knots = interior, Boundary.knots = range,
+    intercept = TRUE)``, so least-squares fitted values are identical.
+    """
+    lo, hi = knots[0], knots[-1]
+    scale = (hi - lo) or 1.0
+    u = (x - lo) / scale
+    k = (knots - lo) / scale
+    K = len(k)
+
+    def d(j):
+        return (np.maximum(u - k[j], 0) ** 3 - np.maximum(u - k[K - 1], 0) ** 3) / (k[K - 1] - k[j])
+
+    cols = [np.ones_like(u), u] + [d(j) - d(K - 2) for j in range(K - 2)]
+    return np.column_stack(cols)
+
+
+def fit_f_dist(x: np.ndarray, df1: np.ndarray | float, *,
+               covariate: np.ndarray | None = None) -> tuple[float | np.ndarray, float]:
+    """Moment estimates of the scaled F distribution of sample variances (limma ``fitFDist``).
+
+    With ``covariate`` (e.g. the average log-expression: limma's ``trend=TRUE``) the log-scale
+    prior mean is a natural cubic spline in the covariate (limma's ``ns`` with 1-4 df by the number
+    of genes, interior knots at covariate quantiles) and the scale is one value per gene.
 
     Returns (scale s0^2, prior df d0).
     """
     x = np.asarray(x, dtype=float)
+    n = len(x)
     df1 = np.broadcast_to(np.asarray(df1, dtype=float), x.shape)
     ok = np.isfinite(df1) & (df1 > 1e-15) & np.isfinite(x) & (x > -1e-15)
+    cov_all = None if covariate is None else np.asarray(covariate, dtype=float)
     x, df1 = x[ok], df1[ok]
     nok = len(x)
     if nok == 0:
         return float("nan"), float("nan")
     if nok == 1:
         return float(x[0]), 0.0
+    basis = None
+    if cov_all is not None:
+        cov = cov_all[ok]
+        splinedf = min(1 + (nok >= 3) + (nok >= 6) + (nok >= 30), len(np.unique(cov)))
+        if splinedf < 2:
+            s20, df2 = fit_f_dist(x, df1)
+            return np.full(n, s20), df2
+        knots = np.quantile(cov, np.linspace(0, 1, splinedf))
+        basis = _natural_spline_basis(cov, knots)
     x = np.maximum(x, 0)
     m = np.median(x)
     if m == 0:
@@ -475,16 +510,25 @@ def fit_f_dist(x: np.ndarray, df1: np.ndarray | float) -> tuple[float, float]:
     x = np.maximum(x, 1e-5 * m)
     z = np.log(x)
     e = z - special.digamma(df1 / 2) + np.log(df1 / 2)
-    emean = e.mean()
-    evar = np.sum((e - emean) ** 2) / (nok - 1)
+    if basis is None:
+        emean = e.mean()
+        evar = np.sum((e - emean) ** 2) / (nok - 1)
+    else:
+        coef, *_ = np.linalg.lstsq(basis, e, rcond=None)
+        rank = np.linalg.matrix_rank(basis)
+        evar = float(np.sum((e - basis @ coef) ** 2) / (nok - rank))
+        emean = np.full(n, np.nan)
+        emean[ok] = basis @ coef
+        if not ok.all():
+            emean[~ok] = _natural_spline_basis(cov_all[~ok], knots) @ coef
     evar -= np.mean(special.polygamma(1, df1 / 2))
     if evar > 0:
         df2 = 2 * float(trigamma_inverse(evar)[0])
-        s20 = math.exp(emean + special.digamma(df2 / 2) - math.log(df2 / 2))
+        s20 = np.exp(emean + special.digamma(df2 / 2) - math.log(df2 / 2))
     else:
         df2 = math.inf
-        s20 = float(np.mean(x))
-    return s20, df2
+        s20 = float(np.mean(x)) if basis is None else np.exp(emean)
+    return (float(s20) if basis is None else s20), df2
 
 
 _GQ_NODES, _GQ_WEIGHTS = np.polynomial.legendre.leggauss(128)
@@ -606,13 +650,19 @@ def fit_f_dist_robustly(x: np.ndarray, df1: float, *, winsor_tail_p: tuple[float
 
 
 def squeeze_var(var: np.ndarray, df: float | np.ndarray, *, robust: bool = False,
+                covariate: np.ndarray | None = None,
                 winsor_tail_p: tuple[float, float] = (0.05, 0.1)) -> dict:
-    """Empirical Bayes posterior variances (limma ``squeezeVar``, no covariate).
+    """Empirical Bayes posterior variances (limma ``squeezeVar``).
+
+    ``covariate`` gives a prior that trends with it (non-robust only: limma's robust trend uses a
+    loess fit that is not reimplemented here).
 
     Returns ``{"df_prior", "var_prior", "var_post"}``.
     """
     var = np.asarray(var, dtype=float)
     dfa = np.broadcast_to(np.asarray(df, dtype=float), var.shape)
+    if robust and covariate is not None:
+        raise ValueError("robust=True with a variance trend is not supported; use robust=True or trend=True")
     if robust:
         d1 = np.unique(dfa[np.isfinite(dfa)])
         if len(d1) != 1:
@@ -621,7 +671,7 @@ def squeeze_var(var: np.ndarray, df: float | np.ndarray, *, robust: bool = False
         df_prior = fit["df2_shrunk"]
         scale = fit["scale"]
     else:
-        scale, df_prior = fit_f_dist(var, dfa)
+        scale, df_prior = fit_f_dist(var, dfa, covariate=covariate)
     df_prior = np.asarray(df_prior, dtype=float)
     if np.isnan(df_prior).any():
         raise ValueError("could not estimate the prior df")
@@ -660,17 +710,19 @@ def _tmixture_vector(tstat, sdu, df, proportion, v0_lim):
     return float(np.mean(v0))
 
 
-def ebayes(fit: LinearFit, *, robust: bool = False, proportion: float = 0.01,
+def ebayes(fit: LinearFit, *, robust: bool = False, trend: bool = False, proportion: float = 0.01,
            stdev_coef_lim: tuple[float, float] = (0.1, 4.0),
            winsor_tail_p: tuple[float, float] = (0.05, 0.1)) -> LinearFit:
     """Moderated t-statistics, p-values and log-odds B (Smyth 2004; robust: Phipson et al. 2016).
 
     Fills ``df_prior``, ``s2_prior``, ``s2_post``, ``t``, ``df_total``, ``p_value`` and ``lods`` of
-    ``fit`` (returned). The variance prior has no intensity trend (limma ``trend=FALSE``).
+    ``fit`` (returned). ``trend=True`` lets the variance prior follow the average log-expression
+    (limma ``eBayes(trend=TRUE)``; not with ``robust=True``); the voom path uses no trend.
     """
     if np.nanmax(fit.df_residual) == 0:
         raise ValueError("no residual degrees of freedom")
-    sq = squeeze_var(fit.sigma**2, fit.df_residual, robust=robust, winsor_tail_p=winsor_tail_p)
+    sq = squeeze_var(fit.sigma**2, fit.df_residual, robust=robust, winsor_tail_p=winsor_tail_p,
+                     covariate=fit.amean if trend else None)
     fit.df_prior, fit.s2_prior, fit.s2_post = sq["df_prior"], sq["var_prior"], sq["var_post"]
     sdu = fit.stdev_unscaled
     fit.t = fit.coefficients / sdu / np.sqrt(fit.s2_post)[:, None]
