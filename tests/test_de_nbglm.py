@@ -127,7 +127,7 @@ def test_kernels_match_dense_reference(small, absorb):
         # gene-wise dispersion (Cox-Reid) at the same fitted means
         mu_k = np.ascontiguousarray(np.maximum(mu, 0.5)[None, :])
         d, _ = k.k_fit_disp(np.ascontiguousarray(y[g][None, :]), mu_k, design.block, design.n_blocks, design.z,
-                            math.log(1e-8), math.log(10.0), False, np.zeros(1), 1.0, 20, 1e-9)
+                            math.log(1e-8), math.log(10.0), False, np.zeros(1), 1.0, np.log([0.1]), 1e-9)
         np.testing.assert_allclose(d[0], dense_disp(y[g], mu_k[0], x), rtol=1e-4, atol=1e-6)
 
 

@@ -201,23 +201,25 @@ def _leverage(i, blk, nb, Z, D, B, Sinv, u):
 # ----------------------------------------------------------------------------------------------
 
 @njit
-def _lgdiff(y, r):
-    """lgamma(y + r) - lgamma(r), stable for r >> y (near-Poisson dispersions)."""
-    if y == 0.0:
-        return 0.0
-    if r > 1e5 * (y + 1.0):
-        return y * math.log(r) + y * (y - 1.0) / (2.0 * r) - (y - 1.0) * y * (2.0 * y - 1.0) / (12.0 * r * r)
-    return math.lgamma(y + r) - math.lgamma(r)
-
-
-@njit
 def _nb_ll(y, mu, alpha):
-    """NB log-likelihood without the lgamma(y + 1) terms."""
+    """NB log-likelihood without the lgamma(y + 1) terms.
+
+    ``lgamma(y + r) - lgamma(r)`` (r = 1/alpha) uses a series when r >> y (near-Poisson), where the
+    difference of two huge lgamma values would lose precision."""
     r = 1.0 / alpha
+    lgr = math.lgamma(r)
     s = 0.0
     for i in range(y.shape[0]):
         m = mu[i]
-        s += _lgdiff(y[i], r) - r * math.log1p(alpha * m) + y[i] * (math.log(m) - math.log(r + m))
+        t = math.log1p(alpha * m)
+        s -= r * t
+        yi = y[i]
+        if yi > 0.0:
+            if r > 1e5 * (yi + 1.0):
+                s += yi * math.log(r) + yi * (yi - 1.0) / (2.0 * r) - (yi - 1.0) * yi * (2.0 * yi - 1.0) / (12.0 * r * r)
+            else:
+                s += math.lgamma(yi + r) - lgr
+            s += yi * (math.log(alpha * m) - t)
     return s
 
 
@@ -248,8 +250,9 @@ def _disp_objective(la, y, mu, blk, nb, Z, use_cr, use_prior, prior_mean, prior_
 
 
 @njit
-def _fit_disp(y, mu, blk, nb, Z, lo, hi, use_cr, use_prior, prior_mean, prior_var, n_grid, xtol):
-    """Minimise the dispersion objective over log alpha in [lo, hi]: grid, then Brent on the best cell.
+def _fit_disp(y, mu, blk, nb, Z, lo, hi, use_cr, use_prior, prior_mean, prior_var, x0, xtol):
+    """Minimise the dispersion objective over log alpha in [lo, hi]: bracket the minimum downhill
+    from ``x0`` (steps doubling from 0.5), then Brent's method inside the bracket.
 
     Returns (log alpha, converged)."""
     n = y.shape[0]
@@ -259,19 +262,55 @@ def _fit_disp(y, mu, blk, nb, Z, lo, hi, use_cr, use_prior, prior_mean, prior_va
     B = np.empty((max(nb, 1), q))
     C = np.empty((q, q))
     L = np.empty((q, q))
-    best = 0
-    fbest = np.inf
-    step = (hi - lo) / (n_grid - 1)
-    for k in range(n_grid):
-        f = _disp_objective(lo + k * step, y, mu, blk, nb, Z, use_cr, use_prior, prior_mean, prior_var, w, D, B, C, L)
-        if f < fbest:
-            fbest = f
-            best = k
-    a = lo + max(best - 1, 0) * step
-    b = lo + min(best + 1, n_grid - 1) * step
+    x0 = min(max(x0, lo), hi)
+    f0 = _disp_objective(x0, y, mu, blk, nb, Z, use_cr, use_prior, prior_mean, prior_var, w, D, B, C, L)
+    step = 0.5
+    xr = min(x0 + step, hi)
+    fr = _disp_objective(xr, y, mu, blk, nb, Z, use_cr, use_prior, prior_mean, prior_var, w, D, B, C, L)
+    xl = max(x0 - step, lo)
+    fl = _disp_objective(xl, y, mu, blk, nb, Z, use_cr, use_prior, prior_mean, prior_var, w, D, B, C, L)
+    if max(abs(fr - f0), abs(fl - f0)) < 1e-6 * (abs(f0) + 1.0):
+        # flat at the start (e.g. near-Poisson genes at the lower bound): DESeq2's gradient line
+        # search stops there too
+        return x0, True
+    if fr < f0 and fr <= fl:
+        direction = 1.0
+        xb, fb, xprev = xr, fr, x0
+    elif fl < f0:
+        direction = -1.0
+        xb, fb, xprev = xl, fl, x0
+    else:
+        direction = 0.0
+        xb, fb, xprev = x0, f0, x0
+    a = lo
+    b = hi
+    if direction == 0.0:
+        a = max(x0 - step, lo)
+        b = min(x0 + step, hi)
+    else:
+        while True:  # expand downhill until the objective rises or the bound is reached
+            step *= 2.0
+            xn = min(max(xb + direction * step, lo), hi)
+            if xn == xb:
+                break
+            fn = _disp_objective(xn, y, mu, blk, nb, Z, use_cr, use_prior, prior_mean, prior_var, w, D, B, C, L)
+            if fn >= fb:
+                if direction > 0:
+                    a, b = xprev, xn
+                else:
+                    a, b = xn, xprev
+                break
+            xprev, xb, fb = xb, xn, fn
+        if xn == xb:
+            if direction > 0:
+                a, b = xprev, hi
+            else:
+                a, b = lo, xprev
+    best_x = xb
+    fbest = fb
     # Brent's method (golden section + parabolic interpolation), as in scipy.optimize.fminbound
     cgold = 0.3819660112501051
-    x = lo + best * step
+    x = best_x
     v = x
     wx = x
     fx = fbest
@@ -519,15 +558,16 @@ def k_irls_mu(Y, sf, blk, nb, Z, alpha, lam, min_mu, tol, maxit, mu_out):
 
 
 @njit(parallel=True, cache=True)
-def k_fit_disp(Y, MU, blk, nb, Z, lo, hi, use_prior, prior_mean, prior_var, n_grid, xtol):
+def k_fit_disp(Y, MU, blk, nb, Z, lo, hi, use_prior, prior_mean, prior_var, start, xtol):
     """Per-gene dispersion: Cox-Reid adjusted profile likelihood (+ normal prior on log alpha
-    centred at ``prior_mean`` with variance ``prior_var`` when ``use_prior``)."""
+    centred at ``prior_mean`` with variance ``prior_var`` when ``use_prior``), searched from the
+    log dispersion ``start``."""
     G = Y.shape[0]
     out = np.empty(G)
     conv = np.zeros(G, dtype=np.bool_)
     for gi in prange(G):
         pm = prior_mean[gi] if use_prior else 0.0
-        la, c = _fit_disp(Y[gi], MU[gi], blk, nb, Z, lo, hi, True, use_prior, pm, prior_var, n_grid, xtol)
+        la, c = _fit_disp(Y[gi], MU[gi], blk, nb, Z, lo, hi, True, use_prior, pm, prior_var, start[gi], xtol)
         out[gi] = math.exp(la)
         conv[gi] = c
     return out, conv
