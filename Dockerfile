@@ -19,11 +19,8 @@ RUN apt-get update \
         subread=2.0.3+dfsg-1 \
  && rm -rf /var/lib/apt/lists/*
 
-WORKDIR /opt/cfrna/src
-COPY pyproject.toml README.md ./
-COPY cfrna ./cfrna
-COPY assets ./assets
-# mappy has no wheel on PyPI: its compiler and headers are installed for the build and removed after.
+# The pinned dependencies first (a layer that does not change with cfrna's sources). mappy has no
+# wheel on PyPI: its compiler and headers are installed for the build and removed after.
 # PIP_CERT: a CA bundle for sites whose HTTPS goes through a proxy with its own CA (build time only;
 # scripts/build_image.sh mounts the host's bundle)
 ARG PIP_CERT=/etc/ssl/certs/ca-certificates.crt
@@ -35,10 +32,17 @@ RUN apt-get update \
         cutadapt==5.2 dnaio==1.2.4 deflate==0.9.0 pydeseq2==0.5.4 formulaic==1.2.2 threadpoolctl==3.8.0 \
         anndata==0.12.19 scanpy==1.11.5 gseapy==1.3.1 jsonschema==4.26.0 rich==15.0.0 matplotlib==3.11.2 \
         pyyaml==6.0.4 multiqc==1.35 \
- && /opt/cfrna/venv/bin/pip install --no-cache-dir --no-deps . \
- && /opt/cfrna/venv/bin/pip check \
  && apt-get purge -y --auto-remove gcc libc6-dev python3-dev zlib1g-dev \
- && rm -rf /var/lib/apt/lists/* /opt/cfrna/src
+ && rm -rf /var/lib/apt/lists/*
+
+# cfrna itself (pure Python; the report libraries are in the source tree)
+WORKDIR /opt/cfrna/src
+COPY pyproject.toml README.md ./
+COPY cfrna ./cfrna
+COPY assets ./assets
+RUN /opt/cfrna/venv/bin/pip install --no-cache-dir --no-deps . \
+ && /opt/cfrna/venv/bin/pip check \
+ && rm -rf /opt/cfrna/src
 ENV PATH=/opt/cfrna/venv/bin:$PATH \
     NUMBA_CACHE_DIR=/opt/cfrna/numba-cache \
     MPLBACKEND=Agg \
