@@ -627,27 +627,50 @@ def bh_adjust(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def _lowess(x: np.ndarray, y: np.ndarray, frac: float = 0.2, iters: int = 3) -> np.ndarray:
-    """Robust locally weighted linear regression (the variant used by pydeseq2's independent filter)."""
+def _lowess(x: np.ndarray, y: np.ndarray, f: float = 0.2, iters: int = 3) -> np.ndarray:
+    """R's ``lowess(x, y, f, iter)`` (clowess) for sorted ``x``: local linear fits over the
+    ``int(f n)`` nearest points with tricube weights, then ``iters`` robustness passes with bisquare
+    weights (6 x median absolute residual). ``delta`` (0.01 x range) only skips points closer than
+    that, which evenly spaced filter quantiles are not."""
     n = len(x)
-    r = int(math.ceil(frac * n))
-    h = np.maximum(np.array([np.sort(np.abs(x - x[i]))[r] for i in range(n)]), 1e-12)
-    w = np.clip(np.abs(np.nan_to_num((x[:, None] - x[None, :]) / h)), 0.0, 1.0)
-    w = (1 - w**3) ** 3
-    yest = np.zeros(n)
-    delta = np.ones(n)
-    for _ in range(iters):
+    ns = max(min(int(f * n + 1e-7), n), 2)
+    ys = np.zeros(n)
+    rw = np.ones(n)
+    rng_x = x[-1] - x[0]
+    for it in range(iters + 1):
+        nleft, nright = 0, ns - 1
         for i in range(n):
-            wt = delta * w[:, i]
-            b = np.array([np.sum(wt * y), np.sum(wt * y * x)])
-            a = np.array([[np.sum(wt), np.sum(wt * x)], [np.sum(wt * x), np.sum(wt * x * x)]])
-            beta = np.linalg.lstsq(a, b, rcond=None)[0]
-            yest[i] = beta[0] + beta[1] * x[i]
-        res = y - yest
-        s = np.median(np.abs(res))
-        delta = (np.abs(res) > 0).astype(float) if s == 0 else np.clip(res / (6.0 * s), -1, 1)
-        delta = (1 - delta**2) ** 2
-    return yest
+            while nright < n - 1 and x[i] - x[nleft] > x[nright + 1] - x[i]:
+                nleft += 1
+                nright += 1
+            h = max(x[i] - x[nleft], x[nright] - x[i])
+            h9, h1 = 0.999 * h, 0.001 * h
+            j = np.arange(nleft, n)
+            r = np.abs(x[j] - x[i])
+            j, r = j[(r <= h9) | (j <= nright)], r[(r <= h9) | (j <= nright)]
+            w = np.where(r <= h1, 1.0, np.where(r <= h9, (1 - (r / h) ** 3) ** 3 if h > 0 else 1.0, 0.0)) * rw[j]
+            sw = w.sum()
+            if sw <= 0:
+                ys[i] = y[i]
+                continue
+            w = w / sw
+            if h > 0:
+                a = np.sum(w * x[j])
+                b = x[i] - a
+                c = np.sum(w * (x[j] - a) ** 2)
+                if math.sqrt(c) > 0.001 * rng_x:
+                    w = w * (b / c * (x[j] - a) + 1.0)
+            ys[i] = np.sum(w * y[j])
+        if it == iters:
+            break
+        res = np.abs(y - ys)
+        srt = np.sort(res)
+        m1 = n // 2
+        cmad = 3 * (srt[m1 - 1] + srt[m1]) if n % 2 == 0 else 6 * srt[m1]
+        if cmad < 1e-7 * np.mean(np.abs(y)):
+            break
+        rw = np.where(res <= 0.001 * cmad, 1.0, np.where(res <= 0.999 * cmad, (1 - (res / cmad) ** 2) ** 2, 0.0))
+    return ys
 
 
 def independent_filter(base_mean: np.ndarray, pvalue: np.ndarray, alpha: float) -> np.ndarray:
@@ -665,7 +688,7 @@ def independent_filter(base_mean: np.ndarray, pvalue: np.ndarray, alpha: float) 
     if num_rej.max() <= 10:
         j = 0
     else:
-        fit_ = _lowess(theta, num_rej, frac=1 / 5)
+        fit_ = _lowess(theta, num_rej, f=1 / 5)
         residual = num_rej[num_rej > 0] - fit_[num_rej > 0]
         thresh = fit_.max() - np.sqrt(np.mean(residual**2))
         j = int(np.flatnonzero(num_rej > thresh)[0]) if np.any(num_rej > thresh) else 0
