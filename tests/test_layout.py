@@ -136,3 +136,34 @@ def test_cache_use_is_logged(tmp_path, caplog):
         caplog.clear()
         load_layout(gtf, cache_dir=tmp_path / "cache")
     assert "3 genes, 4 features from the annotation cache" in caplog.text
+
+
+def test_unchanged_file_is_not_hashed_again(tmp_path, monkeypatch):
+    from cfrna.reference import layout as L
+
+    gtf = tmp_path / "g.gtf"
+    gtf.write_text(GTF)
+    cache = tmp_path / "cache"
+    # a file changed just before it was hashed is hashed again next time (coarse mtime ticks)
+    first = load_layout(gtf, cache_dir=cache)
+    with monkeypatch.context() as m:
+        m.setattr(L, "_key", lambda *a, **k: (_ for _ in ()).throw(AssertionError("hashed again")))
+        with pytest.raises(AssertionError, match="hashed again"):
+            load_layout(gtf, cache_dir=cache)
+    old = gtf.stat().st_mtime - 60
+    os.utime(gtf, (old, old))  # an annotation last changed a minute ago
+    first = load_layout(gtf, cache_dir=cache)
+    link = tmp_path / "staged.gtf"  # a Nextflow task stages the same file as a symlink
+    link.symlink_to(gtf)
+
+    def no_hash(*a, **k):
+        raise AssertionError("hashed again")
+
+    monkeypatch.setattr(L, "_key", no_hash)
+    _same(load_layout(gtf, cache_dir=cache), first)
+    _same(load_layout(link, cache_dir=cache), first)
+    monkeypatch.undo()
+    # new content (other size and mtime): hashed and parsed again, never the stale entry
+    gtf.write_text(GTF.replace('"C"', '"Z"'))
+    assert load_layout(gtf, cache_dir=cache).gene_ids == ["A", "B", "Z"]
+    assert len(list(cache.glob("*.npz"))) == 2
