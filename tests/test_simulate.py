@@ -620,3 +620,45 @@ def test_cli_longitudinal_options(tmp_path, capsys):
 def test_demo_rejects_both_designs(tmp_path, capsys):
     assert main(["demo", "--outdir", str(tmp_path / "d"), "--samples", "4", "--patients", "4"]) == 2
     assert "--samples" in capsys.readouterr().err
+
+
+def test_demo_cohort_sized_for_every_table(tmp_path, monkeypatch):
+    """``cfrna demo``'s default cohort: every trial contrast is estimable after the planted QC failures
+    are excluded, and the headline contrast's design stays fittable with the three blood-cell
+    scores added (its sensitivity table; the former 12-sample cohort had 9 coefficients for 9 samples)."""
+    import cfrna.pipeline._demo_cli as demo
+    from cfrna.de.contrasts import _check_rank, _design_matrix, check_contrast, read_contrasts
+
+    seen = {}
+
+    def fake_run(opts):
+        seen["opts"] = opts
+        return {"failed": [], "report": str(tmp_path / "report.html")}
+
+    monkeypatch.setattr(demo, "run_pipeline", fake_run)
+    assert main(["demo", "--outdir", str(tmp_path / "d"), "--reads-per-sample", "300", "--no-progress"]) == 0
+    opts = seen["opts"]
+    cohort = tmp_path / "d" / "input"
+    assert opts.contrasts == str(cohort / "contrasts.csv")
+    samples = read_samplesheet(cohort / "samplesheet.csv").to_frame()
+    assert len(samples) == 24 and samples["patient_id"].nunique() == 8
+    bad = json.loads((cohort / "truth" / "params.json").read_text())["planted_bad"]
+    excluded = {s: f"planted {k}" for k, s in bad.items()}
+    assert len(excluded) == 3
+    contrasts = read_contrasts(opts.contrasts)
+    assert [c.id for c in contrasts] == ["flare_vs_no_flare", "pre_flare_vs_never", "flaring_vs_never", "arm",
+                                         "arm_x_flare"]
+    summaries = {c.id: check_contrast(c, samples, excluded=excluded) for c in contrasts}
+    head = summaries["flare_vs_no_flare"]
+    assert head.method == "deseq2" and head.formula == "~ patient_id + flare"
+    assert all(summaries[c].method == "limma_voom" and summaries[c].random_effect == "patient_id"
+               for c in ("pre_flare_vs_never", "flaring_vs_never", "arm", "arm_x_flare"))
+    scores = pd.DataFrame(np.random.default_rng(0).normal(size=(len(head.samples), 3)), index=head.samples,
+                          columns=["score_erythroid", "score_platelet", "score_neutrophil"])
+    meta = head.metadata.join(scores)
+    formula = head.formula + " + " + " + ".join(scores.columns)
+    dm = _design_matrix(formula, meta, where="demo", cid=head.contrast.id)
+    _check_rank(dm, list(meta.columns), head.contrast, formula)  # raises when not fittable
+    assert dm.shape[0] - dm.shape[1] >= 5  # residual degrees of freedom left
+    # 10,000 reads per sample: no more reads than the former 12 x 20,000 cohort
+    assert len(read_fastq(cohort / "fastq" / "s01_R1.fastq.gz")) == 300
