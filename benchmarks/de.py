@@ -16,8 +16,8 @@ For each size N: a 20,000-gene x N-sample negative-binomial matrix in two balanc
 log-normal, median 60, sigma 1.8; dispersion 0.08 + 1/mu with log-normal scatter; size factors
 log-normal sigma 0.25; 5% of genes DE with |log2FC| ~ U(0.5, 2); the model of
 ../shared/notes/peer-baselines.md section 6). Both tools run in their own process, one after the
-other, on the same TSV: wall time (process start to exit, including reading the table), peak RSS
-(``wait4`` rusage of that process), and agreement (Pearson of log2FC, Jaccard of padj < 0.05).
+other, on the same TSV: wall time (process start to exit, including reading the table), CPU time (user + system
+over all threads) and peak RSS (``wait4`` rusage of that process), and agreement (Pearson of log2FC, Jaccard of padj < 0.05).
 R: ``DESeq()`` + ``results(alpha=0.05)``; cfrna: ``deseq_fit(..., lfc_shrink=False)`` (same steps:
 size factors, dispersions, Wald test, Cook's, independent filtering). Prints a Markdown table.
 ``--no-r`` times cfrna alone (the blocked design at 900 samples is beyond R's reach on 2 cores).
@@ -122,8 +122,8 @@ def worker_py(counts_path: str, coldata_path: str, out_path: str, threads: int, 
     res.reset_index()[["gene_id", "log2FoldChange", "pvalue", "padj"]].to_csv(out_path, sep="\t", index=False)
 
 
-def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process."""
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system, all threads) of one child process."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, rusage = os.wait4(proc.pid, 0)
@@ -132,7 +132,7 @@ def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {err[-2000:]}")
-    return wall, rusage.ru_maxrss / 1024
+    return wall, rusage.ru_maxrss / 1024, rusage.ru_utime + rusage.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,18 +168,19 @@ def main(argv: list[str] | None = None) -> int:
             cd.to_csv(dpath, sep="\t")
             del counts
         r_out, py_out = work / f"r_{tag}.tsv", work / f"py_{tag}.tsv"
-        py_wall, py_rss = _timed([sys.executable, __file__, "--worker", str(cpath), str(dpath), str(py_out),
+        py_wall, py_rss, py_cpu = _timed([sys.executable, __file__, "--worker", str(cpath), str(dpath), str(py_out),
                                   str(args.threads), args.design], env)
         row = {"design": args.design, "samples": n, "genes": args.genes, "threads": args.threads,
-               "cfrna_wall_s": round(py_wall, 1), "cfrna_rss_mb": round(py_rss)}
+               "cfrna_wall_s": round(py_wall, 1), "cfrna_cpu_s": round(py_cpu, 1), "cfrna_rss_mb": round(py_rss)}
         if not args.no_r:
-            r_wall, r_rss = _timed(["Rscript", str(work / "deseq2.R"), str(cpath), str(dpath), str(r_out),
+            r_wall, r_rss, r_cpu = _timed(["Rscript", str(work / "deseq2.R"), str(cpath), str(dpath), str(r_out),
                                     args.design], env)
             r = pd.read_csv(r_out, sep="\t", index_col=0)
             p = pd.read_csv(py_out, sep="\t", index_col=0)
             j = r.join(p, lsuffix="_R").dropna(subset=["log2FoldChange", "log2FoldChange_R"])
             a, b = set(r.index[r["padj"] < 0.05]), set(p.index[p["padj"] < 0.05])
-            row.update({"r_wall_s": round(r_wall, 1), "r_rss_mb": round(r_rss),
+            row.update({"r_wall_s": round(r_wall, 1), "r_cpu_s": round(r_cpu, 1), "r_rss_mb": round(r_rss),
+                        "cpu_ratio_r_over_cfrna": round(r_cpu / py_cpu, 2),
                         "time_ratio_r_over_cfrna": round(r_wall / py_wall, 2),
                         "rss_ratio_r_over_cfrna": round(r_rss / py_rss, 2),
                         "pearson_lfc": round(float(np.corrcoef(j["log2FoldChange"], j["log2FoldChange_R"])[0, 1]), 6),
