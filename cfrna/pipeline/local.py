@@ -30,7 +30,6 @@ from pathlib import Path
 
 from cfrna.errors import CfrnaError, ConfigError, EmptyResultError, InputFormatError, ToolMissingError
 from cfrna.io.atomic import write_json, write_table
-from cfrna.pipeline import provenance
 from cfrna.pipeline.cache import StepCache
 
 log = logging.getLogger(__name__)
@@ -618,6 +617,8 @@ def run_pipeline(opts: RunOptions) -> dict:
 
 
 def _run_locked(opts: RunOptions, out: Path, sheet, contrast_ids: list[str]) -> dict:
+    from cfrna.pipeline import provenance  # pandas: imported after the parameter checks
+
     info = out / "pipeline_info"
     info.mkdir(parents=True, exist_ok=True)
     file_handler = logging.FileHandler(info / "cfrna.log", mode="a")
