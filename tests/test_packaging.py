@@ -161,6 +161,7 @@ def _path_without_npm(tmp: Path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # a cold pip install + numba compile: ~6 min on 2 quiet cores, 30+ on a loaded one
 def test_wheel_in_a_clean_venv_without_npm_runs_the_demo(tmp_path):
     # the wheel is built from exactly the files git tracks (working-tree content): an untracked or
     # ignored cfrna/report/_vendor of this checkout cannot make the test pass
