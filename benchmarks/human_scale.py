@@ -766,7 +766,8 @@ def measure_sample_path(fastq: dict[str, list[Path]], fa: Path, gtf: Path, index
         _run(f"count_{lib}", _py("-q", "count", "--bam", str(dirs["alignment"] / f"{sample}.bam"), "--gtf", str(gtf),
                                  "--out", str(dirs["counts"] / f"{sample}.counts.tsv"), "-s", "reverse",
                                  "--threads", str(threads), *(["--paired"] if len(files) > 1 else [])), r, env=env)
-        rows.append({"sample": sample, "patient_id": f"P{lib}", "visit_month": 0, "arm": "A", "flare": "no",
+        rows.append({"sample": sample, "patient_id": f"P{lib}", "visit_month": 0, "arm": "steroid_maintenance",
+                     "flare": "no_flare",
                      "fastq_1": str(files[0]), "fastq_2": str(files[1]) if len(files) > 1 else "",
                      "strandedness": "reverse"})
     sheet = wd / "pipeline" / "samplesheet.csv"
