@@ -1,6 +1,6 @@
 """Agreement with R DESeq2 1.38.3 on airway and pasilla (../shared/data/de_reference).
 
-Bounds (issue 6): log2FC Pearson >= 0.999, p-value Spearman >= 0.99, Jaccard of padj < 0.1 sets >= 0.9.
+Bounds: log2FC Pearson >= 0.999, p-value Spearman >= 0.99, Jaccard of padj < 0.1 sets >= 0.9.
 Genes with zero counts are dropped first (R reports NA for them).
 """
 
