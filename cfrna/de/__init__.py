@@ -1,4 +1,4 @@
-"""Differential expression: contrasts file, design checks and pydeseq2 per contrast."""
+"""Differential expression: contrasts file, design checks, the DESeq2 engine (nbglm) and limma voom per contrast."""
 
 from cfrna.de.contrasts import Contrast, DesignSummary, check_contrast, read_contrasts
 from cfrna.de.deseq import deseq_fit, filter_genes, read_counts, run_de
