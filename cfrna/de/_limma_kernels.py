@@ -21,6 +21,8 @@ import math
 
 import numpy as np
 
+from cfrna._dense_kernels import chol_inplace as _chol_inplace
+from cfrna._dense_kernels import chol_solve as _chol_solve
 from cfrna._numba import njit
 
 
@@ -142,40 +144,6 @@ def lowess(x, y, f, nsteps, delta):
                 rw[k] = 0.0
         it += 1
     return ys
-
-
-@njit
-def _chol_inplace(a, p):
-    """Lower Cholesky factor of the p x p SPD matrix ``a`` in place; False if not positive definite."""
-    for j in range(p):
-        s = a[j, j]
-        for k in range(j):
-            s -= a[j, k] * a[j, k]
-        if not s > 0.0:
-            return False
-        d = math.sqrt(s)
-        a[j, j] = d
-        for i in range(j + 1, p):
-            s = a[i, j]
-            for k in range(j):
-                s -= a[i, k] * a[j, k]
-            a[i, j] = s / d
-    return True
-
-
-@njit
-def _chol_solve(L, b, p, out):
-    """Solve (L L') out = b."""
-    for i in range(p):
-        s = b[i]
-        for k in range(i):
-            s -= L[i, k] * out[k]
-        out[i] = s / L[i, i]
-    for i in range(p - 1, -1, -1):
-        s = out[i]
-        for k in range(i + 1, p):
-            s -= L[k, i] * out[k]
-        out[i] = s / L[i, i]
 
 
 @njit

@@ -24,6 +24,7 @@ import math
 import numpy as np
 from numba import prange
 
+from cfrna._dense_kernels import chol_inplace, chol_solve
 from cfrna._numba import njit
 
 LARGE_BETA = 30.0  # |coefficient| (natural log) beyond which IRLS is taken as diverging (DESeq2: large = 30)
@@ -70,19 +71,8 @@ def _schur_chol(D, B, C, nb, L):
             for b in range(nb):
                 s -= B[b, j] * B[b, k] / D[b]
             L[j, k] = s
-    for j in range(q):
-        s = L[j, j]
-        for k in range(j):
-            s -= L[j, k] * L[j, k]
-        if not (s > 0.0):
-            return False
-        d = math.sqrt(s)
-        L[j, j] = d
-        for i in range(j + 1, q):
-            t = L[i, j]
-            for k in range(j):
-                t -= L[i, k] * L[j, k]
-            L[i, j] = t / d
+    if not chol_inplace(L, q):
+        return False
     for j in range(q):
         for k in range(j + 1, q):
             L[j, k] = 0.0
@@ -91,17 +81,7 @@ def _schur_chol(D, B, C, nb, L):
 
 @njit
 def _chol_solve(L, v, out):
-    q = L.shape[0]
-    for i in range(q):
-        s = v[i]
-        for k in range(i):
-            s -= L[i, k] * out[k]
-        out[i] = s / L[i, i]
-    for i in range(q - 1, -1, -1):
-        s = out[i]
-        for k in range(i + 1, q):
-            s -= L[k, i] * out[k]
-        out[i] = s / L[i, i]
+    chol_solve(L, v, L.shape[0], out)
 
 
 @njit

@@ -22,11 +22,10 @@ import pandas as pd
 from cfrna.de.contrasts import (
     Contrast,
     DesignSummary,
-    _check_rank,
-    _design_matrix,
     check_contrast,
     read_contrasts,
 )
+from cfrna.de.sensitivity import adjusted_design, not_fittable, sensitivity_table
 from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
 from cfrna.io.atomic import write_table
 
@@ -233,28 +232,12 @@ def signature_covariates(normalized: pd.DataFrame, gene_names: pd.Series, *,
 
 def _sensitivity(counts: pd.DataFrame, summary: DesignSummary, primary: pd.DataFrame, covars: pd.DataFrame, *,
                  threads: int, alpha: float) -> tuple[pd.DataFrame | None, str]:
-    c = summary.contrast
-    if covars.shape[1] == 0:
-        return None, "no blood-cell signature could be scored"
-    meta = summary.metadata.join(covars.loc[summary.metadata.index])
-    formula = summary.formula + " + " + " + ".join(covars.columns)
     try:
-        dm = _design_matrix(formula, meta, where=c.where, cid=c.id)
-        _check_rank(dm, list(meta.columns), c, formula)
+        meta, formula, _ = adjusted_design(summary, covars)
     except ConfigError as exc:
-        return None, f"adjusted design not fittable: {exc.message}"
+        return None, not_fittable(exc, covars)
     adj, _ = deseq_fit(counts, meta, formula, summary.coefficient, threads=threads, alpha=alpha, lfc_shrink=False)
-    sig = primary[primary["padj"] < alpha]
-    out = pd.DataFrame({
-        "gene_id": sig.index,
-        "log2FoldChange": sig["log2FoldChange"].to_numpy(),
-        "padj": sig["padj"].to_numpy(),
-        "log2FoldChange_adjusted": adj["log2FoldChange"].reindex(sig.index).to_numpy(),
-        "padj_adjusted": adj["padj"].reindex(sig.index).to_numpy(),
-    })
-    out["still_significant"] = out["padj_adjusted"] < alpha
-    out["covariates"] = ";".join(covars.columns)
-    return out, "ok"
+    return sensitivity_table(primary, adj["log2FoldChange"], adj["padj"], covars, alpha=alpha), "ok"
 
 
 #: extra columns of a limma_voom table (after the DESeq2 layout)

@@ -32,6 +32,7 @@ from scipy import special, stats
 from scipy.optimize import brentq
 
 from cfrna.de import _limma_kernels as K
+from cfrna.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -922,33 +923,20 @@ def limma_sensitivity(counts: pd.DataFrame, summary, primary: pd.DataFrame, cova
     The score columns are added to the fixed formula; the within-block correlation of the primary
     fit is reused (not re-estimated). Returns (table or None, status).
     """
-    from cfrna.de.contrasts import _check_rank, _design_matrix
+    from cfrna.de.sensitivity import adjusted_design, not_fittable
 
-    c = summary.contrast
-    if covars.shape[1] == 0:
-        return None, "no blood-cell signature could be scored"
-    meta = summary.metadata.join(covars.loc[summary.metadata.index])
-    formula = summary.formula + " + " + " + ".join(covars.columns)
     try:
-        dm = _design_matrix(formula, meta, where=c.where, cid=c.id)
-        _check_rank(dm, list(meta.columns), c, formula)
-    except Exception as exc:  # ConfigError: the adjusted design is not fittable
-        return None, f"adjusted design not fittable: {getattr(exc, 'message', exc)}"
+        meta, _, dm = adjusted_design(summary, covars)
+    except ConfigError as exc:
+        return None, not_fittable(exc, covars)
     dm = dm.loc[counts.columns]
     block = None if summary.random_effect is None else meta.loc[counts.columns, summary.random_effect].astype(str)
     r = voom_limma(counts, dm, summary.coefficient, block=None if block is None else block.to_numpy(),
                    correlation=correlation if block is not None else None, threads=threads,
                    lib_size=effective_library_sizes(counts.to_numpy()))
-    sig = primary[primary["padj"] < alpha]
-    out = pd.DataFrame({
-        "gene_id": sig.index,
-        "log2FoldChange": sig["log2FoldChange"].to_numpy(),
-        "padj": sig["padj"].to_numpy(),
-        "log2FoldChange_adjusted": r.table["logFC"].reindex(sig.index).to_numpy(),
-        "padj_adjusted": r.table["adj.P.Val"].reindex(sig.index).to_numpy(),
-    })
-    out["still_significant"] = out["padj_adjusted"] < alpha
-    out["covariates"] = ";".join(covars.columns)
+    from cfrna.de.sensitivity import sensitivity_table
+
+    out = sensitivity_table(primary, r.table["logFC"], r.table["adj.P.Val"], covars, alpha=alpha)
     return out, "ok (limma_voom, within-patient correlation of the primary fit reused)" if block is not None else "ok"
 
 
