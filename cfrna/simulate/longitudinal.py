@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from cfrna.errors import ConfigError
-from cfrna.simulate.model import ARMS, BAD_KINDS, HEMOLYSIS_FOLD, _steroid_dose, gene_catalog
+from cfrna.simulate.model import ARMS, BAD_KINDS, HEMOLYSIS_FOLD, _steroid_dose, draw_counts, gene_catalog
 
 log = logging.getLogger(__name__)
 
@@ -350,20 +350,6 @@ def gene_truth_table(genes: pd.DataFrame) -> pd.DataFrame:
 # count level
 
 
-def _draw_counts(genes: pd.DataFrame, share: np.ndarray, libs: list, depth: float, depth_sd: float,
-                 rng: np.random.Generator) -> np.ndarray:
-    src = genes["source"].to_numpy()
-    mito = np.where(src == "mito", genes["base"].to_numpy(), 0.0)
-    mito = mito / mito.sum()
-    rrna = (src == "rrna").astype(float)
-    rrna = rrna / rrna.sum()
-    mito_f = np.array([lp.mito_fraction for lp in libs])
-    rrna_f = np.array([lp.rrna_fraction for lp in libs])
-    p = share * (1 - mito_f - rrna_f)[None, :] + mito[:, None] * mito_f + rrna[:, None] * rrna_f
-    lib = depth * np.exp(rng.normal(0.0, depth_sd, size=share.shape[1]))
-    return rng.poisson(p * lib[None, :]).astype(np.int64)
-
-
 def simulate_longitudinal_counts(
     *,
     n_patients: int = 30,
@@ -417,7 +403,7 @@ def simulate_longitudinal_counts(
     libs = [library_params(b, r_lib) for b in design["planted_bad"]]
     hemo = np.array([lp.hemolysis for lp in libs])
     share = longitudinal_expression(genes, design, hemo, r_expr)
-    counts = _draw_counts(genes, share, libs, float(depth), float(depth_sd), r_counts)
+    counts = draw_counts(genes, share, libs, float(depth), float(depth_sd), r_counts)
     counts_df = pd.DataFrame(counts, index=pd.Index(genes["gene_id"], name="gene_id"), columns=design.index)
     return counts_df, design.copy(), gene_truth_table(genes)
 

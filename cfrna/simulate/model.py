@@ -355,6 +355,24 @@ def expression_matrix(genes: pd.DataFrame, design: pd.DataFrame, hemolysis: np.n
     return mu / mu.sum(axis=0, keepdims=True)
 
 
+def draw_counts(genes: pd.DataFrame, share: np.ndarray, libs: list, depth: float, depth_sd: float,
+                rng: np.random.Generator) -> np.ndarray:
+    """Poisson counts (genes x samples) from expression shares plus each library's mito and rRNA fractions.
+
+    Library sizes are ``depth`` times a log-normal factor (SD ``depth_sd``), drawn before the counts.
+    """
+    src = genes["source"].to_numpy()
+    mito = np.where(src == "mito", genes["base"].to_numpy(), 0.0)
+    mito = mito / mito.sum()
+    rrna = (src == "rrna").astype(float)
+    rrna = rrna / rrna.sum()
+    mito_f = np.array([lp.mito_fraction for lp in libs])
+    rrna_f = np.array([lp.rrna_fraction for lp in libs])
+    p = share * (1 - mito_f - rrna_f)[None, :] + mito[:, None] * mito_f + rrna[:, None] * rrna_f
+    lib = depth * np.exp(rng.normal(0.0, depth_sd, size=share.shape[1]))
+    return rng.poisson(p * lib[None, :]).astype(np.int64)
+
+
 def simulate_counts(
     *,
     n_samples: int = 24,
@@ -413,16 +431,7 @@ def simulate_counts(
     libs = [library_params(b, r_lib) for b in design["planted_bad"]]
     hemo = np.array([lp.hemolysis for lp in libs])
     share = expression_matrix(genes, design, hemo, r_expr, patient_sd=patient_sd)
-    src = genes["source"].to_numpy()
-    mito_share = np.where(src == "mito", genes["base"].to_numpy(), 0.0)
-    mito_share = mito_share / mito_share.sum()
-    rrna_share = (src == "rrna").astype(float)
-    rrna_share = rrna_share / rrna_share.sum()
-    mito_f = np.array([lp.mito_fraction for lp in libs])
-    rrna_f = np.array([lp.rrna_fraction for lp in libs])
-    p = share * (1 - mito_f - rrna_f)[None, :] + mito_share[:, None] * mito_f + rrna_share[:, None] * rrna_f
-    lib = depth * np.exp(r_counts.normal(0.0, depth_sd, size=len(design)))
-    counts = r_counts.poisson(p * lib[None, :]).astype(np.int64)
+    counts = draw_counts(genes, share, libs, depth, depth_sd, r_counts)
     counts_df = pd.DataFrame(counts, index=pd.Index(genes["gene_id"], name="gene_id"), columns=design.index)
     truth = genes[["gene_id", "gene_name", "biotype", "module", "base", "log2fc", "is_de", "in_planted_set"]].copy()
     return counts_df, design.copy(), truth
