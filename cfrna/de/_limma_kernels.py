@@ -178,6 +178,14 @@ def _gene_block_sums(y, w, x, order, starts, sxx, sxy, ax, ay):
 
 
 @njit
+def _gene_scratch(p, m):
+    """Work arrays of the per-gene loops, allocated once per call: every one is fully rewritten per
+    gene before it is read (sums zeroed by _gene_block_sums, A/b/L copied, beta solved)."""
+    return (np.empty((p, p)), np.empty(p), np.empty((m, p)), np.empty(m), np.empty((p, p)), np.empty(p),
+            np.empty((p, p)), np.empty(p))
+
+
+@njit
 def _gls_quantities(rho, sxx, sxy, syy, ax, ay, sizes, A, bvec, L, beta):
     """For correlation rho: A = X'C^-1X (times 1-rho), b, RSS (times 1-rho), log|C|; beta in ``beta``.
 
@@ -318,15 +326,8 @@ def reml_correlation(E, W, x, order, starts, lo, hi, tol, maxit):
     df = n - p
     rho = np.full(g_n, np.nan)
     status = np.full(g_n, 2, dtype=np.int8)
+    sxx, sxy, ax, ay, A, bvec, L, beta = _gene_scratch(p, m)
     for g in range(g_n):
-        sxx = np.empty((p, p))
-        sxy = np.empty(p)
-        ax = np.empty((m, p))
-        ay = np.empty(m)
-        A = np.empty((p, p))
-        bvec = np.empty(p)
-        L = np.empty((p, p))
-        beta = np.empty(p)
         syy = _gene_block_sums(E[g], W[g], x, order, starts, sxx, sxy, ax, ay)
         r, conv = _brent_min(lo, hi, tol, maxit, df, sxx, sxy, syy, ax, ay, sizes, A, bvec, L, beta)
         f = _reml_objective(r, df, sxx, sxy, syy, ax, ay, sizes, A, bvec, L, beta)
@@ -357,15 +358,8 @@ def gls_fit(E, W, x, order, starts, rho):
     sdu = np.full((g_n, p), np.nan)
     sigma = np.full(g_n, np.nan)
     df = n - p
+    sxx, sxy, ax, ay, A, bvec, L, beta = _gene_scratch(p, m)
     for g in range(g_n):
-        sxx = np.empty((p, p))
-        sxy = np.empty(p)
-        ax = np.empty((m, p))
-        ay = np.empty(m)
-        A = np.empty((p, p))
-        bvec = np.empty(p)
-        L = np.empty((p, p))
-        beta = np.empty(p)
         syy = _gene_block_sums(E[g], W[g], x, order, starts, sxx, sxy, ax, ay)
         rss, _, _, ok = _gls_quantities(rho, sxx, sxy, syy, ax, ay, sizes, A, bvec, L, beta)
         if not ok:
