@@ -16,6 +16,10 @@ $(BIN)/cfrna: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	@# umi_tools (test reference for UMI deduplication): its setup.py downloads setuptools inside an
+	@# isolated build, which fails offline; built against the venv's own setuptools/cython instead
+	$(BIN)/python -m pip install -q cython
+	$(BIN)/python -m pip install -q --no-build-isolation 'umi_tools==1.1.6'
 	touch $@
 	@echo "make: environment ready: $(BIN)/cfrna"
 
