@@ -1,8 +1,8 @@
 """Spliced alignment with mappy (minimap2 2.31, preset ``splice:sr``) into an unsorted SAM.
 
-Threads: one reader thread parses and validates the FASTQ in batches; ``threads`` worker threads
-map batches and format SAM lines; the calling thread writes the batches in input order (so output
-is deterministic). Two implementations share this and the SAM rules below: the native path of
+Threads (:func:`cfrna._threads.run_ordered`): one reader thread parses and validates the FASTQ in batches;
+``threads`` worker threads map batches and format SAM lines; the calling thread writes the batches in
+input order (so output is deterministic). Two implementations share this and the SAM rules below: the native path of
 :mod:`cfrna.align.mappy_native` (default: raw FASTQ chunks, minimap2 called from numba, no GIL)
 and the Python path here (mappy's ``Aligner.map``, one ``ThreadBuffer`` a thread; used when the
 native path is unavailable or ``CFRNA_MAPPY_PYTHON=1``, and as the reference in the tests).
@@ -34,11 +34,9 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import queue
-import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from cfrna._threads import run_ordered
 from cfrna.align.mappy_native import index_pointer, open_native
 from cfrna.errors import CfrnaError, InputFormatError
 from cfrna.io.fastq import iter_batches, iter_fastq_chunks, read_id
@@ -285,95 +283,6 @@ def sam_header(contigs: list[tuple[str, int]], *, program: str, version: str, co
     return "".join(lines)
 
 
-def run_ordered(batches: Iterator, make_worker: Callable[[], tuple[Callable, Callable]],
-                write: Callable[[bytes], object], *, threads: int) -> None:
-    """Read ``batches`` in a thread, process them on ``threads`` workers, ``write`` results in input order.
-
-    ``make_worker()`` runs once in each worker thread and returns ``(work, close)``: ``work(batch)``
-    gives the bytes to write, ``close()`` frees the worker's state. The first error of any thread
-    (a FASTQ problem found by the reader, a worker failure) is raised here after all threads stop.
-    """
-    in_q: queue.Queue = queue.Queue(maxsize=threads + 1)
-    out_q: queue.Queue = queue.Queue(maxsize=2 * threads + 2)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def _put(q: queue.Queue, item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def reader() -> None:
-        try:
-            for i, batch in enumerate(batches):
-                if not _put(in_q, (i, batch)):
-                    return
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            for _ in range(threads):
-                _put(in_q, None)
-
-    def worker() -> None:
-        try:
-            work, close = make_worker()
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
-            _put(out_q, None)
-            return
-        try:
-            while not stop.is_set():
-                try:
-                    item = in_q.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                if item is None:
-                    break
-                i, batch = item
-                _put(out_q, (i, work(batch)))
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
-        finally:
-            close()
-            _put(out_q, None)
-
-    pool = [threading.Thread(target=reader, name="cfrna-fastq-reader", daemon=True)]
-    pool += [threading.Thread(target=worker, name=f"cfrna-mappy-{t}", daemon=True) for t in range(threads)]
-    for t in pool:
-        t.start()
-    pending: dict[int, bytes] = {}
-    nxt = 0
-    done = 0
-    try:
-        while done < threads:
-            item = out_q.get()
-            if item is None:
-                done += 1
-                continue
-            pending[item[0]] = item[1]
-            while nxt in pending:
-                write(pending.pop(nxt))
-                nxt += 1
-        if not errors:
-            for i in sorted(pending):
-                write(pending.pop(i))
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        stop.set()
-        for t in pool:
-            t.join(timeout=5)
-    if errors:
-        raise errors[0]
-
-
 def align_to_sam(
     index_dir: str | os.PathLike,
     fastq_1: str | os.PathLike,
@@ -432,7 +341,7 @@ def align_to_sam(
     with open(sam_out, "wb") as fh:
         fh.write(sam_header(contigs, program="mappy", version=mappy.__version__, command=command).encode())
         try:
-            run_ordered(batches(), make_worker, fh.write, threads=threads)
+            run_ordered(batches(), make_worker, fh.write, threads=threads, name="cfrna-mappy")
         except CfrnaError:
             raise
         except Exception as exc:
