@@ -44,6 +44,10 @@ RESERVED_PREFIXES = ("qc_",)
 #: QC decision columns that are not ``<metric>_status`` of a metric (cfrna.qc.filters)
 QC_DECISION_COLUMNS = frozenset({"degradation_status", "strandedness_status"})
 SAMPLE_ID_MAX = 100
+#: optional per-sample UMI columns (docs/usage.md "UMIs and low-input kits"); an empty cell takes the
+#: run-wide value (cfrna run --umi-pattern/--umi-read/--umi-in-name), ``umi_pattern=none`` says "no UMIs"
+UMI_COLUMNS = ("umi_pattern", "umi_read", "umi_in_name")
+_BOOL = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,10 @@ class Sample:
     fastq_2: str | None
     strandedness: str
     extra: dict[str, str] = field(default_factory=dict)
+    #: UMI columns as parsed (None: empty cell, the run-wide value applies); see cfrna.trim.umi.sample_umi
+    umi_pattern: str | None = None
+    umi_read: int | None = None
+    umi_in_name: bool | None = None
 
     @property
     def paired(self) -> bool:
@@ -255,9 +263,10 @@ def read_samplesheet(path: str | os.PathLike, *, check_files: bool = True,
         if fq2 is not None and fq1 and os.path.abspath(fq1) == os.path.abspath(fq2):
             raise ConfigError("fastq_1 and fastq_2 are the same file", where=where)
         extra = {h: rec[h] for h in header if h not in REQUIRED_COLUMNS}
+        umi = _umi_cells(rec, paired=fq2 is not None, where=where)
         samples.append(Sample(sample=sid, patient_id=rec["patient_id"], visit_month=float(rec["visit_month"]),
                               arm=rec["arm"], flare=rec["flare"], fastq_1=fq1, fastq_2=fq2,
-                              strandedness=rec["strandedness"], extra=extra))
+                              strandedness=rec["strandedness"], extra=extra, **umi))
     if not samples:
         raise ConfigError("samplesheet has a header but no samples", where=str(path))
     sheet = SampleSheet(path=str(path), samples=samples)
@@ -271,6 +280,36 @@ def read_samplesheet(path: str | os.PathLike, *, check_files: bool = True,
             sheet.warnings.append(msg)
             log.warning(msg)
     return sheet
+
+
+def _umi_cells(rec: dict[str, str], *, paired: bool, where: str) -> dict:
+    """The optional UMI columns of one row, checked (pattern or kit preset, read 1/2, boolean)."""
+    from cfrna.trim.umi import resolve_umi
+
+    out: dict = {}
+    raw_in = rec.get("umi_in_name", "").strip().lower()
+    if raw_in:
+        if raw_in not in _BOOL:
+            raise ConfigError(f"column 'umi_in_name': must be true or false; found {rec['umi_in_name']!r}",
+                              where=where, hint="true when the read names already end in their UMI")
+        out["umi_in_name"] = _BOOL[raw_in]
+    raw_read = rec.get("umi_read", "").strip()
+    if raw_read:
+        if raw_read not in ("1", "2"):
+            raise ConfigError(f"column 'umi_read': must be 1 or 2; found {raw_read!r}", where=where,
+                              hint="the read whose 5' end holds the UMI")
+        out["umi_read"] = int(raw_read)
+    pat = rec.get("umi_pattern", "").strip()
+    if pat.lower() == "none":
+        out["umi_pattern"] = "none"
+    elif pat:
+        spec = resolve_umi(pat, out.get("umi_read"), in_name=bool(out.get("umi_in_name")), paired=paired or not rec.get(
+            "fastq_1"), where=f"{where}: column 'umi_pattern'")
+        out["umi_pattern"] = spec.kit or spec.pattern
+    elif out.get("umi_read") == 2 and not paired and rec.get("fastq_1"):
+        raise ConfigError("column 'umi_read': read 2 for a single-end sample", where=where,
+                          hint="use 1 for single-end libraries, or give fastq_2")
+    return out
 
 
 def _resolve(base: Path, p: str) -> str:

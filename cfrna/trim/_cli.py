@@ -18,6 +18,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quality", type=int, default=20, help="3' quality cutoff (default: %(default)s)")
     parser.add_argument("--min-length", type=int, default=18, help="minimum length after trimming (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="cores (default: %(default)s)")
+    umi = parser.add_argument_group("UMIs (docs/usage.md, 'UMIs and low-input kits')")
+    umi.add_argument("--umi-pattern", default=None,
+                     help="UMI at the 5' end of --umi-read, umi_tools string pattern (N: UMI base, X: kept base, "
+                          "e.g. NNNNNNNN) or a kit preset (takara-pico-v3); moved into the read names before "
+                          "adapter trimming")
+    umi.add_argument("--umi-read", type=int, choices=(1, 2), default=None,
+                     help="read holding the UMI (default: 1, or the kit preset's)")
+    umi.add_argument("--umi-in-name", action="store_true",
+                     help="the UMIs are already at the end of the read names (bcl-convert, fastp, umi_tools): check")
+    umi.add_argument("--umi-separator", default="_",
+                     help="separator between read id and UMI in the names (default: %(default)s; bcl-convert: ':')")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_sample_id(args.sample, args.outdir)
     res = run_trim(args.sample, args.fastq_1, args.fastq_2, args.outdir, args.threads, adapter=args.adapter,
-                   adapter_2=args.adapter_2, quality=args.quality, min_length=args.min_length)
+                   adapter_2=args.adapter_2, quality=args.quality, min_length=args.min_length,
+                   umi_pattern=args.umi_pattern, umi_read=args.umi_read, umi_in_name=args.umi_in_name,
+                   umi_separator=args.umi_separator)
     print(json.dumps(res, sort_keys=True))
     return 0

@@ -26,6 +26,7 @@ import contextlib
 import gzip
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import dnaio
@@ -34,9 +35,75 @@ from cfrna.errors import ConfigError, InputFormatError
 from cfrna.io.atomic import atomic_path
 from cfrna.io.fastq import iter_pairs, read_id
 
-__all__ = ["parse_pattern", "split_umi", "extract_umis", "umi_from_name", "check_names_have_umis"]
+__all__ = ["parse_pattern", "split_umi", "extract_umis", "umi_from_name", "check_names_have_umis",
+           "name_umi_stats", "UmiSpec", "KIT_PRESETS", "resolve_umi"]
 
 _UMI_RE = re.compile(r"^[ACGTN]+$")
+
+
+@dataclass(frozen=True)
+class UmiSpec:
+    """Where a library's UMIs are: a pattern on read ``read`` (then ``clip`` more bases of that read are
+    cut after extraction), or already at the end of the read names (``in_name``, ``id<sep>UMI``)."""
+
+    pattern: str | None = None
+    read: int = 1
+    clip: int = 0
+    in_name: bool = False
+    sep: str = "_"
+    kit: str | None = None
+
+    @property
+    def has_umis(self) -> bool:
+        return self.pattern is not None or self.in_name
+
+
+#: kit presets accepted wherever a UMI pattern is (``--umi-pattern``, the sheet's ``umi_pattern``):
+#: name -> (pattern, read, bases clipped after the pattern). SMARTer Stranded Total RNA-Seq Kit v3 -
+#: Pico Input: read 2 starts with the 8-nt UMI, then 3 nt of UMI linker and 3 nt from the template
+#: switch, all non-templated (the nf-core/rnaseq preset discards the 6 nt after the UMI, too).
+KIT_PRESETS: dict[str, tuple[str, int, int]] = {
+    "takara-pico-v3": ("NNNNNNNN", 2, 6),
+}
+
+
+def resolve_umi(pattern: str | None, read: int | str | None = None, *, in_name: bool = False, sep: str = "_",
+                paired: bool = True, where: str = "--umi-pattern") -> UmiSpec:
+    """The :class:`UmiSpec` of a pattern or kit preset name (``read`` None: the preset's, else 1).
+
+    Raises :class:`ConfigError` (naming ``where``) for an invalid pattern, a read other than 1/2, read 2
+    for single-end data, both a pattern and ``in_name``, or a separator with white space.
+    """
+    if not sep or any(ch.isspace() for ch in sep):
+        raise ConfigError(f"UMI separator {sep!r} is empty or has white space", where=where,
+                          hint="use _ (umi_tools) or : (bcl-convert, fastp)")
+    kit = None
+    clip = 0
+    p = (pattern or "").strip()
+    if p.lower() in KIT_PRESETS:
+        kit = p.lower()
+        p, kit_read, clip = KIT_PRESETS[kit]
+        read = kit_read if read in (None, "") else read
+    elif p and not set(p.upper()) <= set("NXC"):
+        raise ConfigError(f"UMI pattern {pattern!r} is neither a umi_tools pattern (N: UMI base, X: kept base) nor a "
+                          "kit preset", where=where,
+                          hint=f"write it like NNNNNNNN or NNNNNNNNXXX, or name a preset: {', '.join(KIT_PRESETS)}")
+    p = parse_pattern(p or None, where=where)
+    if read in (None, ""):
+        read = 1
+    try:
+        r = int(str(read).strip())
+    except ValueError:
+        r = 0
+    if r not in (1, 2):
+        raise ConfigError(f"UMI read {read!r} must be 1 or 2", where=where, hint="the read whose 5' end holds the UMI")
+    if p is not None and r == 2 and not paired:
+        raise ConfigError("the UMI is on read 2 but the sample is single-end", where=where,
+                          hint="use read 1 for single-end libraries, or give fastq_2")
+    if p is not None and in_name:
+        raise ConfigError("both a UMI pattern and UMIs already in the read names", where=where,
+                          hint="give a pattern for UMIs in the sequence, or umi_in_name for UMIs in the names, not both")
+    return UmiSpec(pattern=p, read=r, clip=clip, in_name=bool(in_name), sep=sep, kit=kit)
 
 
 def parse_pattern(pattern: str | None, *, where: str = "--umi-pattern") -> str | None:
@@ -76,7 +143,7 @@ def split_umi(seq: str, qual: str, pattern: str, *, three_prime: bool = False) -
 
 def _rename(name: str, umi: str, sep: str) -> str:
     parts = name.split(" ", 1)
-    parts[0] = f"{parts[0]}{sep}{umi}"
+    parts[0] = f"{read_id(parts[0])}{sep}{umi}"  # a /1 or /2 suffix would stop the mates' ids from matching
     return " ".join(parts)
 
 
@@ -206,3 +273,59 @@ def check_names_have_umis(path: str | os.PathLike, *, sep: str = "_", n: int = 1
     if length is None:
         raise InputFormatError("no reads", where=str(Path(path)), hint="check the FASTQ")
     return length
+
+
+def name_umi_stats(path: str | os.PathLike, *, sep: str = "_") -> tuple[int, int, int]:
+    """``(reads, umi_length, distinct_umis)`` of the UMIs at the end of every read name of ``path``.
+
+    Raises :class:`InputFormatError` naming the file and the first record without a UMI (or with one
+    of another length than record 1's).
+    """
+    length = None
+    umis: set[str] = set()
+    k = 0
+    for k, (rec, _) in enumerate(iter_pairs(path, None), start=1):
+        umi = umi_from_name(rec[0], sep=sep)
+        if umi is None:
+            raise InputFormatError(f"record {k} ({rec[0].split(None, 1)[0]}) has no UMI at the end of its name "
+                                   f"(expected id{sep}UMI)", where=str(Path(path)),
+                                   hint="declare umi_in_name only for reads named with their UMI, give the "
+                                        "separator they use (--umi-separator), or extract the UMI with a pattern")
+        if length is None:
+            length = len(umi)
+        elif len(umi) != length:
+            raise InputFormatError(f"record {k}: UMI {umi} is {len(umi)} nt, record 1's is {length} nt",
+                                   where=str(Path(path)), hint="UMIs of one library have one length")
+        if "N" in umi:
+            raise InputFormatError(f"record {k} ({rec[0].split(None, 1)[0]}): UMI {umi} contains N",
+                                   where=str(Path(path)), hint="remove reads whose UMI has N, or re-demultiplex")
+        umis.add(umi)
+    return k, length or 0, len(umis)
+
+
+def sample_umi(sample, *, pattern: str | None = None, read: int | None = None, in_name: bool = False,
+               sep: str = "_") -> UmiSpec:
+    """The UMI set-up of one samplesheet sample: its ``umi_pattern``/``umi_read``/``umi_in_name`` cells,
+    each one given overriding the run-wide value passed here (``cfrna run --umi-pattern`` ...).
+
+    A sheet pattern ``none`` says the sample has no UMIs whatever the run-wide values; a sheet pattern
+    turns off a run-wide ``in_name``, and ``umi_in_name=true`` a run-wide pattern.
+    """
+    where = f"sample {sample.sample}"
+    s_pat, s_read, s_in = getattr(sample, "umi_pattern", None), getattr(sample, "umi_read", None), \
+        getattr(sample, "umi_in_name", None)
+    if s_pat == "none":
+        return UmiSpec(sep=sep)
+    if s_pat is not None:
+        pat, nm = s_pat, False
+    elif s_in is not None:
+        pat, nm = (None, True) if s_in else (pattern, False)
+    else:
+        pat, nm = pattern, bool(in_name)
+    return resolve_umi(pat, s_read if s_read is not None else read, in_name=nm, sep=sep,
+                       paired=sample.fastq_2 is not None or not sample.fastq_1, where=where)
+
+def sample_has_umis(sample, **run_defaults) -> bool:
+    """True when the sample's reads carry UMIs (a pattern to extract, or UMIs in the names), taking the
+    run-wide ``pattern``/``read``/``in_name``/``sep`` of :func:`sample_umi` into account."""
+    return sample_umi(sample, **run_defaults).has_umis
