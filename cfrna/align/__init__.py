@@ -17,6 +17,7 @@ from pathlib import Path
 from cfrna.align.index import ALIGNERS, build_index, resolve_index
 from cfrna.align.stats import bam_stats
 from cfrna.align.strandedness import infer_strandedness, strandedness_block
+from cfrna.config import STRANDEDNESS_MODES
 from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
 from cfrna.io.atomic import atomic_path, write_json
 from cfrna.io.fastq import EmptyFastqError, quick_check
@@ -25,7 +26,7 @@ __all__ = ["run_align", "build_index", "infer_strandedness", "bam_stats", "STRAN
 
 log = logging.getLogger(__name__)
 
-STRANDEDNESS = ("auto", "unstranded", "forward", "reverse")
+STRANDEDNESS = STRANDEDNESS_MODES
 
 
 _ABS_PATH = re.compile(r"(?<![\w.])/(?:[^\s/]+/)*([^\s/]+)")

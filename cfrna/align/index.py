@@ -27,12 +27,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from cfrna.config import ALIGNERS
 from cfrna.errors import CfrnaError, ConfigError, InputFormatError, ToolMissingError
 from cfrna.io.atomic import write_json
 
 log = logging.getLogger(__name__)
 
-ALIGNERS = ("mappy", "star")
 #: bump when the index layout changes (part of the hash)
 INDEX_FORMAT = 1
 MAPPY_PRESET = "splice:sr"

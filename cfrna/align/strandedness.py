@@ -21,12 +21,14 @@ from bisect import bisect_right
 
 import numpy as np
 
+from cfrna.config import STRANDEDNESS
+
 log = logging.getLogger(__name__)
 
 STRANDED_THRESHOLD = 0.8
 UNSTRANDED_THRESHOLD = 0.1
 MIN_READS = 20
-VALUES = ("unstranded", "forward", "reverse")
+VALUES = STRANDEDNESS
 
 
 def _merged_exons(annotation) -> dict[tuple[str, str], tuple[list[int], list[int]]]:

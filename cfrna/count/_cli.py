@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cfrna.config import STRANDEDNESS
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``count`` options (featureCounts' short names where they exist)."""
@@ -11,7 +13,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gtf", required=True, help="annotation GTF (plain or .gz)")
     parser.add_argument("--out", required=True, help="output counts TSV (also writes OUT.summary, OUT.stats.json)")
     strand = parser.add_mutually_exclusive_group(required=True)
-    strand.add_argument("--strandedness", "-s", choices=["unstranded", "forward", "reverse"],
+    strand.add_argument("--strandedness", "-s", choices=STRANDEDNESS,
                         help="library strandedness (featureCounts -s 0/1/2)")
     strand.add_argument("--strandedness-from", metavar="ALIGN_JSON",
                         help="use the strandedness recorded by `cfrna align` (<sample>.align.json: strandedness.used)")

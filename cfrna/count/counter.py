@@ -68,6 +68,7 @@ from typing import Literal
 
 import numpy as np
 
+from cfrna.config import STRAND_CODE
 from cfrna.count import _kernels as K
 from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
 from cfrna.io.atomic import write_json, write_text
@@ -89,7 +90,7 @@ SUMMARY_CATEGORIES = (
     "Unassigned_MultiMapping", "Unassigned_Secondary", "Unassigned_NonSplit", "Unassigned_NoFeatures",
     "Unassigned_Overlapping_Length", "Unassigned_Ambiguity",
 )
-STRANDEDNESS = {"unstranded": 0, "forward": 1, "reverse": 2}
+STRANDEDNESS = STRAND_CODE
 #: minimum fragments assigned to a gene for it to enter the 3' bias fraction
 MIN_READS_3P = 5
 _INITIAL_TABLE = 1 << 12
@@ -562,7 +563,7 @@ def strandedness_from(align_json: str) -> str:
     except (OSError, ValueError, AttributeError) as exc:
         raise InputFormatError(f"cannot read the strandedness block ({exc})", where=align_json,
                                hint="give the <sample>.align.json written by `cfrna align`") from None
-    if used not in ("unstranded", "forward", "reverse"):
+    if used not in STRAND_CODE:
         # inconclusive inference for an `auto` sample: count sense and antisense (docs/usage.md)
         log.warning("%s: strandedness could not be inferred (%s); counting as unstranded", align_json, used)
         return "unstranded"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from cfrna.config import ALIGNERS, DEFAULT_ALIGNER
 from cfrna.pipeline.local import RunOptions, run_pipeline
 
 
@@ -17,7 +18,7 @@ def add_run_arguments(p: argparse.ArgumentParser, *, inputs_required: bool = Tru
         p.add_argument("--contrasts", help="contrasts CSV; without it DE and pathways are skipped")
         p.add_argument("--gene-sets", nargs="+", default=[], metavar="GMT",
                        help="GMT files for GSEA (default: the curated sets in assets/genesets)")
-    p.add_argument("--aligner", choices=("mappy", "star"), default="mappy", help="aligner (default: mappy)")
+    p.add_argument("--aligner", choices=ALIGNERS, default=DEFAULT_ALIGNER, help="aligner (default: %(default)s)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPUs to use, >= 1 (default: all)")
     p.add_argument("--jobs", type=int, help="samples processed at once, >= 1 (default: min(threads, samples))")
     p.add_argument("--resume", action="store_true", help="skip steps whose outputs and inputs are unchanged")

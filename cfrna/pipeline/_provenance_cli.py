@@ -11,6 +11,7 @@ import json
 import types
 from pathlib import Path
 
+from cfrna.config import ALIGNERS, DEFAULT_ALIGNER
 from cfrna.errors import ConfigError
 from cfrna.io.samplesheet import read_samplesheet
 from cfrna.pipeline import provenance
@@ -22,7 +23,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gtf", required=True, help="annotation GTF")
     p.add_argument("--contrasts", help="contrasts CSV")
     p.add_argument("--gene-sets", nargs="*", default=[], metavar="GMT", help="GMT files used for GSEA")
-    p.add_argument("--aligner", choices=("mappy", "star"), default="mappy", help="aligner (for its version)")
+    p.add_argument("--aligner", choices=ALIGNERS, default=DEFAULT_ALIGNER, help="aligner (for its version)")
     p.add_argument("--params-json", help="JSON file with the run's parameters (default: the arguments above)")
     p.add_argument("--outdir", required=True, help="output folder (O/pipeline_info)")
     p.add_argument("--threads", type=int, default=1, help="unused; accepted for uniformity")

@@ -28,6 +28,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cfrna.config import ALIGNERS
 from cfrna.errors import CfrnaError, ConfigError, EmptyResultError, InputFormatError, ToolMissingError
 from cfrna.io.atomic import write_json, write_table
 from cfrna.pipeline.cache import StepCache
@@ -98,8 +99,8 @@ def preflight(opts: RunOptions):
                           hint="leave it out for min(threads, samples)")
     if not isinstance(opts.min_mapq, int) or not 0 <= opts.min_mapq <= 255:
         raise ConfigError(f"--min-mapq must be between 0 and 255 (the BAM MAPQ range), got {opts.min_mapq}")
-    if opts.aligner not in ("mappy", "star"):
-        raise ConfigError(f"unknown aligner {opts.aligner!r}", where="--aligner", hint="use mappy or star")
+    if opts.aligner not in ALIGNERS:
+        raise ConfigError(f"unknown aligner {opts.aligner!r}", where="--aligner", hint=f"use {' or '.join(ALIGNERS)}")
     if opts.aligner == "star" and shutil.which("STAR") is None:
         raise ToolMissingError("--aligner star needs STAR on the PATH", hint="install STAR or use --aligner mappy")
     if opts.index_dir and Path(opts.index_dir).exists() and not Path(opts.index_dir).is_dir():

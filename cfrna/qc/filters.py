@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cfrna.config import QC_RULE_LEVELS, QC_STATUSES
 from cfrna.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-LEVELS = ("pass", "warn", "fail")
+LEVELS = QC_STATUSES
 _RULE_KEYS = {"fail_at_or_above", "fail_below", "warn_at_or_above", "warn_below", "source",
               "outlier", "outlier_level", "outlier_fail_k", "outlier_floor"}
 
@@ -183,7 +184,7 @@ def _validate(cfg: dict[str, Any], where: str) -> None:
         raise ConfigError("degradation_signals must map metric names to high or low", where=where,
                           hint="e.g. {three_prime_bias: high, spliced_exonic_fraction: low}")
     for key in ("tuni_level", "sex_mismatch_level", "strandedness_mismatch_level", "degradation_level"):
-        if cfg[key] not in ("off", "warn", "fail"):
+        if cfg[key] not in QC_RULE_LEVELS:
             raise ConfigError(f"{key} must be off, warn or fail, found {cfg[key]!r}", where=where)
     for metric, rule in cfg["rules"].items():
         if metric not in METRICS:

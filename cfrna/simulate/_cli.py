@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from cfrna.config import STRANDEDNESS
+
 log = logging.getLogger(__name__)
 
 
@@ -19,7 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--paired", action="store_true", help="paired-end reads (_R1/_R2 files)")
     parser.add_argument("--seed", type=int, default=1, help="random seed; same seed, same bytes (default: 1)")
     parser.add_argument("--read-length", type=int, default=75, help="read length (default: 75)")
-    parser.add_argument("--strandedness", choices=("reverse", "forward", "unstranded"), default="reverse",
+    parser.add_argument("--strandedness", choices=STRANDEDNESS, default="reverse",
                         help="library strandedness (default: reverse, dUTP)")
     parser.add_argument("--genes", type=int, default=600,
                         help="genes in the annotation incl. signature, rRNA and chrM genes (default: 600)")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cfrna import __version__
+from cfrna import __version__, config
 from cfrna.errors import ConfigError
 from cfrna.io.atomic import write_json, write_table, write_text
 from cfrna.simulate.genome import build_genome, write_fasta, write_gtf
@@ -49,7 +49,7 @@ from cfrna.simulate.reads import (
 
 log = logging.getLogger(__name__)
 
-STRANDEDNESS = ("reverse", "forward", "unstranded")
+STRANDEDNESS = config.STRANDEDNESS
 SHEET_COLUMNS = ("sample", "patient_id", "visit_month", "arm", "flare", "fastq_1", "fastq_2", "strandedness",
                  "batch", "second_randomization", "steroid_dose_mg", "egfr", "sex", "months_to_flare",
                  "flare_window", "flare_patient")
