@@ -35,6 +35,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="intra-class correlation of a patient's samples (log expression; default: 0.5)")
     long.add_argument("--flare-fraction", type=float, default=0.4,
                       help="fraction of patients who flare once (default: 0.4)")
+    dup = parser.add_argument_group("PCR duplicates and UMIs (low-input libraries; off by default)")
+    dup.add_argument("--molecules", type=int, default=None,
+                     help="distinct molecules per library (median; each sample varies log-normally around it); "
+                          "reads are drawn with replacement, so the duplicate fraction rises with depth")
+    dup.add_argument("--pcr-duplicates", type=float, default=None,
+                     help="instead of --molecules: the expected duplicate fraction at --reads-per-sample, e.g. 0.3")
+    dup.add_argument("--amplification-cv", type=float, default=0.5,
+                     help="coefficient of variation of the PCR amplification of molecules (default: 0.5)")
+    dup.add_argument("--umi-length", type=int, default=0,
+                     help="UMI length (0 = no UMI; kits use 6-12, e.g. 8); needs --molecules or --pcr-duplicates")
+    dup.add_argument("--umi-error-rate", type=float, default=0.002,
+                     help="substitutions per UMI base (PCR + sequencing errors; default: 0.002)")
+    dup.add_argument("--umi-location", choices=("auto", "read1", "read2", "name"), default="auto",
+                     help="where the UMI is: first bases of read 2 (auto for --paired, SMARTer Pico v3 style), of "
+                          "read 1 (auto for single-end), or the read name (<name>_<UMI>)")
     parser.add_argument("--counts-only", action="store_true",
                         help="write a counts matrix + metadata-only samplesheet + contrasts + truth, no FASTQ or "
                              "genome (fast input for `cfrna de`)")
@@ -45,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     """Simulate the cohort and print where its files are."""
     from cfrna.errors import ConfigError
     from cfrna.simulate.cohort import simulate_cohort
+    from cfrna.simulate.duplicates import DuplicateSpec
     from cfrna.simulate.longitudinal import DEFAULT_VISITS, parse_visits
 
     long_opts = [o for o, v, d in (("--visits", args.visits, ",".join(map(str, DEFAULT_VISITS))),
@@ -60,7 +76,11 @@ def run(args: argparse.Namespace) -> int:
                             reads_per_sample=args.reads_per_sample, paired=args.paired, seed=args.seed,
                             read_length=args.read_length, strandedness=args.strandedness, n_genes=args.genes,
                             n_patients=args.patients, visits=parse_visits(args.visits), icc=args.icc,
-                            flare_fraction=args.flare_fraction, counts_only=args.counts_only)
+                            flare_fraction=args.flare_fraction, counts_only=args.counts_only,
+                            duplicates=DuplicateSpec(molecules=args.molecules, pcr_duplicates=args.pcr_duplicates,
+                                                     amplification_cv=args.amplification_cv,
+                                                     umi_length=args.umi_length, umi_error_rate=args.umi_error_rate,
+                                                     umi_location=args.umi_location))
     print(f"samplesheet: {paths['samplesheet']}")
     print(f"contrasts:   {paths['contrasts'] or 'none (too few samples for a contrast)'}")
     if args.counts_only:
@@ -69,5 +89,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"genome:      {paths['genome']}")
         print(f"annotation:  {paths['gtf']}")
+    if (paths["truth"] / "duplicates.tsv").exists():
+        print(f"duplicates:  {paths['truth'] / 'duplicates.tsv'}")
     print(f"truth:       {paths['truth']}")
     return 0

@@ -12,7 +12,8 @@ import pandas as pd
 from cfrna import __version__, config
 from cfrna.errors import ConfigError
 from cfrna.io.atomic import write_json, write_table, write_text
-from cfrna.simulate.genome import build_genome, write_fasta, write_gtf
+from cfrna.simulate import duplicates as dup
+from cfrna.simulate.genome import BASES, build_genome, write_fasta, write_gtf
 from cfrna.simulate.longitudinal import (
     DEFAULT_VISITS,
     LONG_SHEET_COLUMNS,
@@ -37,6 +38,7 @@ from cfrna.simulate.model import (
 from cfrna.simulate.reads import (
     SOURCES,
     SUBSTITUTION_RATE,
+    Fragments,
     assignable_counts,
     build_space,
     exon_labels,
@@ -107,6 +109,7 @@ def simulate_cohort(
     flare_fraction: float = 0.4,
     effect_scale: float = 1.0,
     counts_only: bool = False,
+    duplicates: dup.DuplicateSpec | None = None,
 ) -> dict:
     """Write a synthetic plasma cfRNA trial cohort (FASTQ, genome, GTF, sheets) and its truth.
 
@@ -143,6 +146,11 @@ def simulate_cohort(
         Write a counts matrix (``gene_counts.tsv``, ``reads_per_sample`` counted fragments per
         sample on average), ``gene_annotation.tsv``, a metadata-only samplesheet (no FASTQ columns),
         the contrasts and the truth, without genome, GTF or FASTQ: fast input for ``cfrna de``.
+    duplicates
+        PCR duplicates and UMIs of a low-input library (:mod:`cfrna.simulate.duplicates`): a finite
+        molecule pool per sample read with replacement, UMIs in read 1, read 2 or the read name,
+        truth in ``truth/duplicates.tsv`` and ``truth/gene_counts_unique.tsv``. Default None (off):
+        the output is byte-identical to a simulator without the option.
 
     Returns
     -------
@@ -158,6 +166,12 @@ def simulate_cohort(
         n_samples = int(n_patients) * len(spec.visits)
     else:
         spec = None
+    dspec = duplicates if duplicates is not None and duplicates.active else None
+    if dspec is not None:
+        if counts_only:
+            raise ConfigError("duplicates and UMIs need reads, not --counts-only", where="simulate",
+                              hint="drop --counts-only, or drop --molecules/--pcr-duplicates/--umi-length")
+        dspec = dspec.check(reads_per_sample=int(reads_per_sample), paired=paired, read_length=int(read_length))
     if counts_only:
         return _simulate_count_cohort(outdir, spec=spec, n_samples=n_samples, depth=reads_per_sample, seed=seed,
                                       n_genes=n_genes)
@@ -190,15 +204,26 @@ def simulate_cohort(
     pre = np.zeros_like(mature)
     assignable = np.zeros_like(mature)
     truth_rows = []
+    dup_rows: list[dict] = []
+    unique = np.zeros_like(mature) if dspec is not None else None
     for j, sample in enumerate(design.index):
         rng = np.random.default_rng(sample_seeds[j])
         lib = libs[sample]
-        frags, per_gene = sample_fragments(space, model, share[:, j], lib, int(reads_per_sample), rng)
+        if dspec is None:
+            frags, per_gene = sample_fragments(space, model, share[:, j], lib, int(reads_per_sample), rng)
+        else:
+            drng = np.random.default_rng(sample_seeds[j].spawn(1)[0])
+            frags, per_gene, mol, drow = _duplicated_fragments(space, model, share[:, j], lib, int(reads_per_sample),
+                                                               rng, drng, dspec)
+            dup_rows.append({"sample": sample, **drow})
+            unique[:, j] = _unique_per_gene(frags, mol, len(model.genes))
         reads = make_reads(space, frags, read_length=int(read_length), strandedness=strandedness, paired=paired,
                            rng=rng)
         assignable[:, j] = assignable_counts(pos_labels, frags, reads["r1_antisense"], len(model.genes),
                                              read_length=int(read_length), paired=paired)
         names = read_names(sample, space, model, frags)
+        if dspec is not None:
+            names = _add_umis(names, reads, mol, dspec, dup_rows[-1], drng, paired=paired)
         paths = [out / "fastq" / f"{sample}_R1.fastq.gz"]
         write_fastq(paths[0], names, reads["r1"][0], reads["r1"][1])
         if paired:
@@ -241,6 +266,10 @@ def simulate_cohort(
     gene_table["n_transcripts"] = np.bincount(model.transcripts["gene_idx"], minlength=len(g))
     write_table(truth / "genes.tsv", gene_table, float_format="%.4f")
     write_table(truth / "samples.tsv", pd.DataFrame(truth_rows), float_format="%.5f")
+    if dspec is not None:
+        write_table(truth / "duplicates.tsv", pd.DataFrame(dup_rows), float_format="%.6f")
+        write_table(truth / "gene_counts_unique.tsv",
+                    pd.DataFrame(unique, columns=samples).assign(gene_id=gid)[["gene_id", *samples]])
     write_text(truth / "planted_gene_sets.gmt", _gmt(g))
     contrasts = _contrasts(design) if spec is None else trial_contrasts(design)
     contrasts_path = _write_contrasts(out, contrasts)
@@ -266,6 +295,8 @@ def simulate_cohort(
     }
     if spec is not None:
         params.update(_longitudinal_params(spec, design))
+    if dspec is not None:
+        params.update(_duplicate_params(dspec))
     write_json(truth / "params.json", params)
     sheet = design.reset_index()
     sheet["fastq_1"] = [f"fastq/{s}_R1.fastq.gz" for s in samples]
@@ -384,3 +415,81 @@ def _contrasts(design: pd.DataFrame) -> pd.DataFrame:
         log.warning("simulate: %d samples are too few for any contrast (>= 2 samples per group); no contrasts.csv "
                     "written", len(design))
     return pd.DataFrame(rows, columns=["id", "variable", "reference", "target", "blocking", "formula"])
+
+
+# ------------------------------------------------------------------------------------ duplicates and UMIs
+def _duplicated_fragments(space, model, share: np.ndarray, lib, n_reads: int, rng: np.random.Generator,
+                          drng: np.random.Generator, dspec: dup.DuplicateSpec):
+    """Reads drawn with replacement from a finite molecule pool (see :mod:`cfrna.simulate.duplicates`).
+
+    Returns the read-level fragments, per-gene read counts (``mature``, ``pre``), the molecule of
+    every read and the sample's truth row.
+    """
+    n_mol = dup.sample_pool(dspec, n_reads, drng)
+    pool, _ = sample_fragments(space, model, share, lib, n_mol, rng)
+    mol, p = dup.amplify(n_mol, n_reads, dspec.amplification_cv, drng)
+    frags = Fragments(start=pool.start[mol], length=pool.length[mol], source=pool.source[mol], gene=pool.gene[mol],
+                      minus=pool.minus[mol])
+    n_genes = len(model.genes)
+    genic = frags.gene >= 0
+    pre = genic & (frags.source == SOURCES.index("pre"))
+    per_gene = {"mature": np.bincount(frags.gene[genic & ~pre], minlength=n_genes).astype(np.int64),
+                "pre": np.bincount(frags.gene[pre], minlength=n_genes).astype(np.int64)}
+    seen = int(len(np.unique(mol)))
+    e1, e2 = dup.expected_unique(p, n_reads), dup.expected_unique(p, 2 * n_reads)
+    row = {"reads": n_reads, "molecules": n_mol, "amplification_cv": dspec.amplification_cv,
+           "unique_fragments": seen, "duplicate_fraction": 1.0 - seen / n_reads,
+           "expected_unique": e1, "expected_duplicate_fraction": 1.0 - e1 / n_reads,
+           "expected_unique_2x": e2, "expected_duplicate_fraction_2x": 1.0 - e2 / (2 * n_reads),
+           "umi_length": dspec.umi_length, "umi_location": dspec.umi_location if dspec.umi_length else "",
+           "umi_error_rate": dspec.umi_error_rate if dspec.umi_length else 0.0, "umi_errors": 0}
+    return frags, per_gene, mol, row
+
+
+def _unique_per_gene(frags: Fragments, mol: np.ndarray, n_genes: int) -> np.ndarray:
+    """Distinct molecules seen per gene (mature + pre-mRNA): what exact deduplication would count."""
+    _, first = np.unique(mol, return_index=True)
+    g = frags.gene[first]
+    return np.bincount(g[g >= 0], minlength=n_genes).astype(np.int64)
+
+
+def _add_umis(names: list[bytes], reads: dict, mol: np.ndarray, dspec: dup.DuplicateSpec, row: dict,
+              drng: np.random.Generator, *, paired: bool) -> list[bytes]:
+    """Append the molecule number to every name and put the (error-carrying) UMI where the kit does."""
+    names = [b"%s:%d" % (nm, m + 1) for nm, m in zip(names, mol.tolist(), strict=True)]
+    if not dspec.umi_length:
+        return names
+    true = dup.umis(int(mol.max()) + 1, dspec.umi_length, drng)
+    seen, n_err = dup.observed_umis(true, mol, dspec.umi_error_rate, drng)
+    row["umi_errors"] = n_err
+    if dspec.umi_location == "name":
+        codes = BASES[seen]
+        return [b"%s_%s" % (nm, codes[k].tobytes()) for k, nm in enumerate(names)]
+    key = "r2" if dspec.umi_location == "read2" else "r1"
+    bases, quals, n_sub = reads[key]
+    b, q = dup.put_umi_in_read(bases, quals, seen, drng)
+    reads[key] = (b, q, n_sub)
+    return names
+
+
+def _duplicate_params(dspec: dup.DuplicateSpec) -> dict:
+    out = {
+        "duplicates": {"molecules": dspec.molecules, "pcr_duplicates": dspec.pcr_duplicates,
+                       "amplification_cv": dspec.amplification_cv, "pool_spread_sdlog": dup.POOL_SPREAD,
+                       "umi_length": dspec.umi_length,
+                       "umi_location": dspec.umi_location if dspec.umi_length else None,
+                       "umi_error_rate": dspec.umi_error_rate if dspec.umi_length else None,
+                       "umi_pattern": "N" * dspec.umi_length if dspec.umi_length and dspec.umi_location != "name"
+                       else None,
+                       "notes": ("each sample's library is a pool of `molecules` fragments (truth/duplicates.tsv) "
+                                 "read with replacement with gamma(1/cv^2, cv^2) amplification weights; "
+                                 "expected_unique(_2x) = sum_i 1-(1-p_i)^D at D = reads (2 x reads), exact for "
+                                 "that model. Read names end with ':<molecule>' (1-based, per sample) and, with "
+                                 "--umi-location name, '_<UMI>'. UMIs in a read are its first umi_length bases "
+                                 "(pattern umi_pattern on that read), with substitutions at umi_error_rate per base "
+                                 "before the read's own errors. truth/gene_counts_unique.tsv: distinct molecules "
+                                 "per gene (mature + pre-mRNA) = what exact deduplication counts.")},
+    }
+    out["read_name_format"] = READ_NAME_FORMAT + ":<molecule>" + (
+        "_<UMI>" if dspec.umi_length and dspec.umi_location == "name" else "")
+    return out
