@@ -8,7 +8,6 @@ Definitions and sources are in ``docs/qc.md``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cfrna.errors import InputFormatError
+from cfrna.io import tables
 from cfrna.reference.gtf import Annotation
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,11 @@ STATS_KEYS = (
     "intergenic", "spliced", "mito", "three_prime_bias",
 )
 
+#: keys of the engine's ``dedup`` block in ``<ID>.counts.tsv.stats.json`` (``cfrna count --dedup``)
+DEDUP_KEYS = ("method", "fragments", "duplicates", "unique", "histogram")
+DEDUP_CATEGORIES = ("exonic_sense", "exonic_antisense", "intronic_sense", "intronic_antisense", "intergenic",
+                    "spliced", "mito")
+
 #: the metrics written to qc.json / qc_summary.tsv, in this order
 METRICS = (
     "reads_in", "reads_after_trim", "trim_retained_fraction", "adapter_fraction", "mean_length_after",
@@ -58,6 +63,9 @@ METRICS = (
     "exonic_fraction", "intronic_fraction", "intergenic_fraction", "intron_exon_ratio", "spliced_fraction",
     "spliced_exonic_fraction",
     "rrna_fraction", "mito_fraction", "three_prime_bias", "ng80", "genes_detected", "duplication_fraction",
+    "duplication_method", "unique_fragments", "complexity_2x", "saturation",
+    "reads_assigned_dedup", "exonic_fraction_dedup", "intronic_fraction_dedup", "intergenic_fraction_dedup",
+    "intron_exon_ratio_dedup", "spliced_exonic_fraction_dedup", "mito_fraction_dedup",
     "strandedness_declared", "strandedness_inferred", "strandedness_used", "strand_forward_fraction",
     "strand_reverse_fraction", "strand_undetermined_fraction", "antisense_fraction",
     "gdna_fraction", "gdna_method",
@@ -67,67 +75,9 @@ METRICS = (
 
 
 # ----------------------------------------------------------------------------------------- readers
-def read_json(path: str | os.PathLike, *, required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Read a per-sample JSON file; malformed JSON or a missing key raises :class:`InputFormatError`."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputFormatError("not UTF-8 text", where=str(path), hint="rerun the stage that wrote it") from None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputFormatError(f"malformed JSON ({exc.msg})", where=f"{path}:{exc.lineno}",
-                               hint="the file is truncated or corrupt; rerun the stage that wrote it") from None
-    if not isinstance(obj, dict):
-        raise InputFormatError("expected a JSON object", where=str(path), hint="rerun the stage that wrote it")
-    missing = [k for k in required if k not in obj]
-    if missing:
-        raise InputFormatError(f"missing key(s) {', '.join(missing)}", where=str(path),
-                               hint="the file does not follow docs/architecture.md; rerun the stage that wrote it")
-    return obj
-
-
-def read_counts(path: str | os.PathLike) -> pd.Series:
-    """Read ``gene_id<TAB>count`` (header optional) into a Series indexed by gene_id.
-
-    Errors name the offending line (a line loop is as fast as pandas here: ~70 ms for 60,000 genes).
-    """
-    return _read_counts_lines(Path(path))
-
-
-def _read_counts_lines(path: Path) -> pd.Series:
-    ids: list[str] = []
-    vals: list[float] = []
-    first = True
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip() or line.startswith("#"):
-                continue
-            is_first, first = first, False
-            cols = line.rstrip("\r\n").split("\t")
-            if len(cols) < 2:
-                raise InputFormatError(f"expected gene_id<TAB>count, found {len(cols)} column(s)",
-                                       where=f"{path}:{lineno}", hint="rerun cfrna count")
-            try:
-                v = float(cols[-1])
-            except ValueError:
-                if is_first:
-                    continue  # header line
-                raise InputFormatError(f"count is not a number: {cols[-1]!r}", where=f"{path}:{lineno}",
-                                       hint="rerun cfrna count") from None
-            if not math.isfinite(v) or v < 0:
-                raise InputFormatError(f"invalid count {cols[-1]!r}", where=f"{path}:{lineno}",
-                                       hint="counts must be finite and >= 0")
-            ids.append(cols[0])
-            vals.append(v)
-    if not ids:
-        raise InputFormatError("no genes in counts file", where=str(path), hint="rerun cfrna count")
-    s = pd.Series(np.asarray(vals), index=pd.Index(ids, name="gene_id"), name="count")
-    if s.index.has_duplicates:
-        dup = s.index[s.index.duplicated()][0]
-        raise InputFormatError(f"duplicate gene_id {dup!r}", where=str(path), hint="rerun cfrna count")
-    return s
+#: per-sample JSON and counts files are read by the one table module (errors name file:line)
+read_json = tables.read_json
+read_counts = tables.read_sample_counts
 
 
 def read_summary(path: str | os.PathLike) -> dict[str, float]:
@@ -313,8 +263,12 @@ def sample_metrics(
     chrom_lengths: dict[str, int] | None = None,
     min_sex_reads: int = 10,
     gdna_strand_error: float = 0.0,
+    stats_path: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """All QC metrics of one sample (``None`` where an input is absent). See docs/qc.md for definitions."""
+    """All QC metrics of one sample (``None`` where an input is absent). See docs/qc.md for definitions.
+
+    ``stats_path`` only names the stats file in errors about its ``dedup`` block.
+    """
     m: dict[str, Any] = dict.fromkeys(METRICS)
     # --- read level (trim)
     if trim:
@@ -360,7 +314,7 @@ def sample_metrics(
         m["spliced_exonic_fraction"] = _frac(stats.get("spliced"), ex)
         m["mito_fraction"] = _frac(stats.get("mito"), pm)
         m["three_prime_bias"] = stats.get("three_prime_bias")
-        m["duplication_fraction"] = _frac(stats.get("duplicates"), pm)
+        m.update(duplication_metrics(stats, where=str(stats_path or f"sample {sample}: counts stats.json")))
         rl = m["mean_length_after"] or (trim or {}).get("mean_length_after")
         g, method = gdna_estimate(
             stats, stranded=st_used in ("forward", "reverse"), strand_error=gdna_strand_error,
@@ -402,6 +356,98 @@ def sample_metrics(
     m["sex_declared"] = normalise_sex(declared_sex)
     m["sex_check"] = sex_check(m["sex_inferred"], m["sex_declared"])
     return m
+
+
+def dedup_block(stats: dict[str, Any] | None, *, where: str = "stats.json") -> dict[str, Any] | None:
+    """The validated ``dedup`` block of a counting stats JSON, or None when counting ran without dedup.
+
+    A block that lacks a key, or whose numbers disagree (``unique + duplicates != fragments``),
+    raises :class:`InputFormatError` naming ``where``.
+    """
+    dd = (stats or {}).get("dedup")
+    if dd is None:
+        return None
+    if not isinstance(dd, dict):
+        raise InputFormatError("'dedup' must be an object", where=where, hint="rerun cfrna count --dedup")
+    missing = [k for k in DEDUP_KEYS if k not in dd]
+    if missing:
+        raise InputFormatError(f"'dedup' lacks key(s) {', '.join(missing)}", where=where,
+                               hint="rerun cfrna count --dedup (docs/architecture.md lists the keys)")
+    try:
+        frag, dup, uniq = (int(dd[k]) for k in ("fragments", "duplicates", "unique"))
+    except (TypeError, ValueError):
+        raise InputFormatError("'dedup' fragments/duplicates/unique must be integers", where=where,
+                               hint="rerun cfrna count --dedup") from None
+    if min(frag, dup, uniq) < 0 or uniq + dup != frag:
+        raise InputFormatError(f"'dedup' counts disagree: unique {uniq} + duplicates {dup} != fragments {frag}",
+                               where=where, hint="rerun cfrna count --dedup")
+    from cfrna.qc.complexity import parse_histogram, totals
+
+    hist = parse_histogram(dd["histogram"], where=f"{where}: dedup.histogram")
+    if len(hist) and totals(hist) != (frag, uniq):
+        raise InputFormatError(f"'dedup.histogram' sums to {totals(hist)} (fragments, molecules), the block says "
+                               f"({frag}, {uniq})", where=where, hint="rerun cfrna count --dedup")
+    return {**dd, "fragments": frag, "duplicates": dup, "unique": uniq, "histogram": hist}
+
+
+def duplication_metrics(stats: dict[str, Any], *, where: str = "stats.json") -> dict[str, Any]:
+    """Duplication, complexity and the deduplicated read classes of one sample (see docs/qc.md).
+
+    With the engine's ``dedup`` block: ``duplication_fraction = duplicates / fragments`` of that
+    method, ``unique_fragments``, ``complexity_2x`` (unique fragments expected at twice the depth,
+    Good–Toulmin), ``saturation`` (Good–Turing coverage) and the ``*_dedup`` read classes (intron/exon
+    after deduplication, as Moufarrej et al. 2022). Without it: the duplicates flagged in the BAM
+    (``duplicates_flagged``, e.g. Picard), else the engine's position tally (``duplicates``).
+    """
+    from cfrna.qc.complexity import complexity_metrics
+
+    out: dict[str, Any] = {}
+    pm = stats.get("primary_mapped")
+    dd = dedup_block(stats, where=where)
+    if dd is not None:
+        cm = complexity_metrics(dd["histogram"])
+        out["duplication_fraction"] = _frac(dd["duplicates"], dd["fragments"])
+        out["duplication_method"] = str(dd["method"])
+        out["unique_fragments"] = dd["unique"]
+        out["complexity_2x"] = cm["complexity_2x"]
+        out["saturation"] = cm["saturation"]
+        cats = dd.get("categories") or {}
+        if all(k in cats for k in DEDUP_CATEGORIES[:5]):
+            ex = float(cats["exonic_sense"]) + float(cats["exonic_antisense"])
+            it = float(cats["intronic_sense"]) + float(cats["intronic_antisense"])
+            ig = float(cats["intergenic"])
+            tot = ex + it + ig
+            out["exonic_fraction_dedup"] = _frac(ex, tot)
+            out["intronic_fraction_dedup"] = _frac(it, tot)
+            out["intergenic_fraction_dedup"] = _frac(ig, tot)
+            out["intron_exon_ratio_dedup"] = it / (ex + 1e-4)
+            out["spliced_exonic_fraction_dedup"] = _frac(cats.get("spliced"), ex)
+            out["mito_fraction_dedup"] = _frac(cats.get("mito"), dd["fragments"] - dd["duplicates"])
+        summ = dd.get("summary") or {}
+        if "Assigned" in summ:
+            out["reads_assigned_dedup"] = int(summ["Assigned"])
+        return out
+    flagged = stats.get("duplicates_flagged")
+    if flagged:
+        out["duplication_fraction"] = _frac(flagged, pm)
+        out["duplication_method"] = "flagged"
+        out["unique_fragments"] = int(pm - flagged) if pm is not None else None
+    elif stats.get("duplicates") is not None:
+        out["duplication_fraction"] = _frac(stats.get("duplicates"), pm)
+        out["duplication_method"] = "position_tally"
+        out["unique_fragments"] = int(pm - stats["duplicates"]) if pm is not None else None
+    return out
+
+
+def complexity_curve_of(stats: dict[str, Any] | None, *, where: str = "stats.json",
+                        points: int = 20) -> list[dict[str, Any]] | None:
+    """The complexity curve (:func:`cfrna.qc.complexity.complexity_curve`) of a stats JSON with a ``dedup`` block."""
+    from cfrna.qc.complexity import complexity_curve
+
+    dd = dedup_block(stats, where=where)
+    if dd is None or not len(dd["histogram"]):
+        return None
+    return complexity_curve(dd["histogram"], points=points)
 
 
 def infer_sex(xist: float, chry: float, *, min_reads: int = 10) -> str:

@@ -41,7 +41,16 @@ TABLE_COLUMNS: dict[str, tuple[str, str, str, str, float | None, float | None]] 
                          "{:,.2f}", "OrRd", 0, 1),
     "ng80": ("NG80", "fewest genes holding 80% of the counts", "{:,.0f}", "Greens", 0, None),
     "genes_detected": ("Genes", "genes with at least one read", "{:,.0f}", "Greens", 0, None),
-    "duplication_fraction": ("Dup", "duplicate fraction of mapped reads", "{:,.1%}", "OrRd", 0, 1),
+    "duplication_fraction": ("Dup", "duplicate fraction of counted fragments (method in duplication_method)",
+                             "{:,.1%}", "OrRd", 0, 1),
+    "unique_fragments": ("Unique frags", "fragments left after deduplication", "{:,.0f}", "Greens", 0, None),
+    "complexity_2x": ("Unique at 2x", "unique fragments expected at twice the depth (Good-Toulmin)", "{:,.0f}",
+                      "Greens", 0, None),
+    "saturation": ("Saturation", "Good-Turing coverage 1 - singletons/fragments: chance the next read is a "
+                   "duplicate", "{:,.1%}", "OrRd", 0, 1),
+    "intron_exon_ratio_dedup": ("Intron/exon dedup", "intron/exon ratio of deduplicated fragments", "{:,.2f}",
+                                "OrRd", 0, None),
+    "exonic_fraction_dedup": ("Exonic dedup", "exonic fraction of deduplicated fragments", "{:,.1%}", "RdYlGn", 0, 1),
     "hemoglobin_fraction": ("Hb", "hemoglobin gene reads / assigned reads (hemolysis)", "{:,.2%}", "OrRd", 0, None),
     "erythroid_score": ("Erythroid", "mean log2(CPM+1) of BloodGen3 M9.2", "{:,.2f}", "Reds", None, None),
     "platelet_score": ("Platelet", "mean log2(CPM+1) of BloodGen3 M8.2", "{:,.2f}", "Purples", None, None),
@@ -102,6 +111,60 @@ def write_qc_table(summary: pd.DataFrame, path: str | os.PathLike) -> Path:
             vals.append("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
         lines.append("\t".join([str(sample), *vals]))
     write_text(path, "\n".join(lines) + "\n")
+    return Path(path)
+
+
+#: columns of the MultiQC General Statistics table (a subset of TABLE_COLUMNS)
+GENERAL_STATS = ("status", "reads_assigned", "exonic_fraction", "intron_exon_ratio", "duplication_fraction",
+                 "unique_fragments", "complexity_2x", "saturation", "intron_exon_ratio_dedup")
+
+
+def write_general_stats(summary: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """The key cfRNA metrics as MultiQC General Statistics columns (custom content ``generalstats``)."""
+    cols = [c for c in GENERAL_STATS if c in summary.columns and summary[c].notna().any()]
+    lines = [
+        "# id: 'cfrna_general'",
+        "# plot_type: 'generalstats'",
+        "# pconfig:",
+    ]
+    for c in cols:
+        title, desc, fmt, scale, lo, hi = TABLE_COLUMNS[c]
+        lines += [f"#     - {c}:", f"#         title: {_yaml_scalar('cfRNA ' + title)}",
+                  "#         namespace: 'cfRNA'", f"#         description: {_yaml_scalar(desc)}"]
+        if fmt != "{}":
+            lines.append(f"#         format: {_yaml_scalar(fmt)}")
+        lines.append(f"#         scale: {_yaml_scalar(scale)}" if scale else "#         scale: false")
+        if lo is not None:
+            lines.append(f"#         min: {lo}")
+        if hi is not None:
+            lines.append(f"#         max: {hi}")
+    lines.append("\t".join(["Sample", *cols]))
+    for sample, row in summary.iterrows():
+        vals = ["" if row[c] is None or (isinstance(row[c], float) and pd.isna(row[c])) else str(row[c])
+                for c in cols]
+        lines.append("\t".join([str(sample), *vals]))
+    write_text(path, "\n".join(lines) + "\n")
+    return Path(path)
+
+
+def write_complexity(curves: dict[str, list[dict[str, Any]] | None], path: str | os.PathLike) -> Path:
+    """The library-complexity curves (unique vs all fragments) as a MultiQC line plot (custom content JSON)."""
+    import json
+
+    data = {s: {f"{pt['fragments']:.6g}": round(float(pt["unique"]), 3) for pt in c} for s, c in curves.items() if c}
+    doc = {
+        "id": "cfrna_complexity",
+        "section_name": "cfRNA library complexity",
+        "description": ("Unique fragments against sequenced fragments after deduplication (cfrna count --dedup): "
+                        "exact interpolation (hypergeometric rarefaction of the duplicate histogram) up to the "
+                        "observed depth, Good-Toulmin extrapolation to twice the depth. A curve that flattens "
+                        "means deeper sequencing of that library adds mostly duplicates. See docs/qc.md."),
+        "plot_type": "linegraph",
+        "pconfig": {"id": "cfrna_complexity_plot", "title": "cfrna: library complexity",
+                    "xlab": "Fragments sequenced", "ylab": "Unique fragments", "xmin": 0, "ymin": 0},
+        "data": data,
+    }
+    write_text(path, json.dumps(doc, indent=1) + "\n")
     return Path(path)
 
 

@@ -126,6 +126,7 @@ def run_qc(
     rows: dict[str, dict[str, Any]] = {}
     missing: dict[str, list[str]] = {}
     assignments: dict[str, dict[str, float]] = {}
+    curves: dict[str, list[dict[str, Any]] | None] = {}
     chrom_lengths: dict[str, int] | None = None
     n_with_counts = 0
     for s in sheet.samples:
@@ -145,7 +146,9 @@ def run_qc(
             summary=data["summary"], genesets=genesets, declared_strandedness=s.strandedness,
             declared_sex=s.extra.get("sex"), chrom_lengths=chrom_lengths,
             gdna_strand_error=float(config["gdna_strand_error"]),
+            stats_path=counts_dir / f"{s.sample}.counts.tsv.stats.json",
         )
+        curves[s.sample] = metrics.complexity_curve_of(stats, where=str(counts_dir / f"{s.sample}.counts.tsv.stats.json"))
         if data["summary"] is not None:
             assignments[s.sample] = data["summary"]
     if n_with_counts == 0:
@@ -171,6 +174,7 @@ def run_qc(
         rec["reasons"] = list(decisions.at[sid, "reasons"])
         rec["excluded"] = bool(summary.at[sid, "excluded"])
         rec["missing_inputs"] = missing[sid]
+        rec["complexity_curve"] = curves.get(sid)
         rec["thresholds"] = {"mad_k": config["mad_k"], "ng80_min": filters.ng80_minimum(config, n_genes),
                              "keep_failed": keep_failed}
         write_json(outdir / f"{sid}.qc.json", rec)
@@ -181,6 +185,14 @@ def run_qc(
     mqc.write_qc_table(summary, mdir / "cfrna_qc_mqc.tsv")
     if assignments:
         mqc.write_assignment(assignments, mdir / "cfrna_assignment_mqc.tsv")
+    mqc.write_general_stats(summary, mdir / "cfrna_general_stats_mqc.tsv")
+    if any(curves.values()):
+        mqc.write_complexity(curves, mdir / "cfrna_complexity_mqc.json")
+        write_table(outdir / "complexity_curves.tsv", pd.DataFrame(
+            [{"sample": k, **pt} for k, c in curves.items() if c for pt in c]), float_format="%.6g")
+    else:
+        (mdir / "cfrna_complexity_mqc.json").unlink(missing_ok=True)
+        (outdir / "complexity_curves.tsv").unlink(missing_ok=True)
     if multiqc_report:
         cfg = None
         try:
