@@ -89,6 +89,12 @@ def test_umi_at_start_of_read2(umi_pe):
         # duplicate reads of one molecule carry the same mate bases after the UMI (up to read errors)
         same = [u for u in by_mol.values() if len(u) > 1]
         assert same
+    # the samplesheet declares the UMIs the way cfrna trim / cfrna run read them
+    from cfrna.io.samplesheet import read_samplesheet
+    from cfrna.trim.umi import sample_umi
+
+    sheet = read_samplesheet(umi_pe / "samplesheet.csv", check_files=False)
+    assert {(u.pattern, u.read) for u in map(sample_umi, sheet.samples)} == {("NNNNNNNN", 2)}
 
 
 def test_truth_counts_consistent(umi_pe):
@@ -123,6 +129,11 @@ def test_umi_in_name_single_end(tmp_path):
 
     assert check_names_have_umis(tmp_path / "fastq" / "s01_R1.fastq.gz") == 6
     assert json.loads((tmp_path / "truth" / "params.json").read_text())["duplicates"]["umi_pattern"] is None
+    from cfrna.io.samplesheet import read_samplesheet
+    from cfrna.trim.umi import sample_umi
+
+    sheet = read_samplesheet(tmp_path / "samplesheet.csv", check_files=False)
+    assert all(sample_umi(s).in_name and sample_umi(s).has_umis for s in sheet.samples)
 
 
 @pytest.mark.parametrize("kw, word", [

@@ -301,7 +301,17 @@ def simulate_cohort(
     sheet = design.reset_index()
     sheet["fastq_1"] = [f"fastq/{s}_R1.fastq.gz" for s in samples]
     sheet["fastq_2"] = [f"fastq/{s}_R2.fastq.gz" if paired else "" for s in samples]
-    write_table(out / "samplesheet.csv", sheet[list(SHEET_COLUMNS if spec is None else LONG_SHEET_COLUMNS)])
+    columns = list(SHEET_COLUMNS if spec is None else LONG_SHEET_COLUMNS)
+    if dspec is not None and dspec.umi_length:
+        # the UMI set-up per sample, as cfrna trim / cfrna run read it (docs/usage.md, "UMIs and low-input kits")
+        if dspec.umi_location == "name":
+            sheet["umi_in_name"] = "true"
+            columns.append("umi_in_name")
+        else:
+            sheet["umi_pattern"] = "N" * dspec.umi_length
+            sheet["umi_read"] = 2 if dspec.umi_location == "read2" else 1
+            columns += ["umi_pattern", "umi_read"]
+    write_table(out / "samplesheet.csv", sheet[columns])
     return {"outdir": out, "genome": out / "genome.fa", "fai": out / "genome.fa.fai", "gtf": out / "genes.gtf",
             "samplesheet": out / "samplesheet.csv", "contrasts": contrasts_path, "truth": truth,
             "fastq": fastq}
