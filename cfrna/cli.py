@@ -20,7 +20,7 @@ log = logging.getLogger("cfrna")
 #: subcommand -> (module with configure/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("cfrna.simulate._cli", "write a synthetic cfRNA trial cohort with its truth"),
-    "validate": ("cfrna.io._validate_cli", "check samplesheet, contrasts and GTF; print samples per contrast"),
+    "validate": ("cfrna.pipeline._validate_cli", "check samplesheet, contrasts and GTF; print samples per contrast"),
     "index": ("cfrna.align._index_cli", "build (or reuse) the aligner index for a FASTA + GTF"),
     "trim": ("cfrna.trim._cli", "trim adapters and low-quality ends (cutadapt), read-level QC"),
     "align": ("cfrna.align._cli", "spliced alignment to a sorted, indexed BAM (mappy or STAR)"),

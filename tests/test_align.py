@@ -11,7 +11,7 @@ import subprocess
 import pysam
 import pytest
 
-from cfrna.align import run_align
+from cfrna.align import align_reads
 from cfrna.align.index import build_index
 from cfrna.cli import main
 from cfrna.errors import ConfigError, InputFormatError
@@ -67,7 +67,7 @@ def check_bam_contract(bam, n_templates: int, *, paired: bool) -> list:
 def se_run(sim_cohort, tmp_path_factory, cache):
     out = tmp_path_factory.mktemp("align_se")
     fq = sim_cohort / "fastq" / "s01_R1.fastq.gz"
-    res = run_align("s01", fq, None, sim_cohort / "genome.fa", sim_cohort / "genes.gtf", out, aligner="mappy",
+    res = align_reads("s01", fq, None, sim_cohort / "genome.fa", sim_cohort / "genes.gtf", out, aligner="mappy",
                     index=cache, threads=2, strandedness="reverse")
     return res, out, fq
 
@@ -93,7 +93,7 @@ def test_mappy_single_end_sim(se_run, sim_cohort):
 
 def test_junctions_raise_spliced_fraction(se_run, sim_cohort, tmp_path, cache):
     res, _, fq = se_run
-    plain = run_align("s01", fq, None, sim_cohort / "genome.fa", sim_cohort / "genes.gtf", tmp_path,
+    plain = align_reads("s01", fq, None, sim_cohort / "genome.fa", sim_cohort / "genes.gtf", tmp_path,
                       index=cache, junctions=False)
     assert plain["spliced_fraction"] < res["spliced_fraction"] - 0.03
     assert plain["soft_clipped_fraction"] > res["soft_clipped_fraction"]
@@ -113,7 +113,7 @@ def test_seq_cigar_consistent_with_reference(se_run, sim_cohort):
 def test_mappy_paired_end_sim(sim_cohort_pe, tmp_path, cache):
     f1 = sim_cohort_pe / "fastq" / "s01_R1.fastq.gz"
     f2 = sim_cohort_pe / "fastq" / "s01_R2.fastq.gz"
-    res = run_align("p1", f1, f2, sim_cohort_pe / "genome.fa", sim_cohort_pe / "genes.gtf", tmp_path,
+    res = align_reads("p1", f1, f2, sim_cohort_pe / "genome.fa", sim_cohort_pe / "genes.gtf", tmp_path,
                     index=cache, threads=2)
     n = _fastq_count(f1)
     assert res["reads"] == n and res["mapping_rate"] > 0.97 and res["insert_size_median"] > 50
@@ -150,7 +150,7 @@ def test_mappy_paired_end_sim(sim_cohort_pe, tmp_path, cache):
 def test_star_agrees_with_mappy_sim(se_run, sim_cohort, tmp_path, cache):
     require_tool("STAR")
     res_m, _, fq = se_run
-    res_s = run_align("s01", fq, None, sim_cohort / "genome.fa", sim_cohort / "genes.gtf", tmp_path,
+    res_s = align_reads("s01", fq, None, sim_cohort / "genome.fa", sim_cohort / "genes.gtf", tmp_path,
                       aligner="star", index=cache, threads=2)
     assert set(res_s) >= ALIGN_KEYS
     check_bam_contract(tmp_path / "s01.bam", res_s["reads"], paired=False)
@@ -171,18 +171,18 @@ REAL = {
 @pytest.mark.parametrize("dataset", sorted(REAL))
 def test_real_reads_both_aligners(tmp_path, cache, dataset):
     """Real reads, trimmed as in the workflow, aligned by mappy and STAR: mapping rates within 5 points."""
-    from cfrna.trim import run_trim
+    from cfrna.trim import trim_reads
 
     folder, r1, r2, fa, gtf, n_in = REAL[dataset]
     d = require_shared(folder)
-    tr = run_trim(dataset, d / r1, d / r2, tmp_path / "trimmed")
+    tr = trim_reads(dataset, d / r1, d / r2, tmp_path / "trimmed")
     assert tr["reads_in"] == n_in
     f1, f2 = (tmp_path / "trimmed" / f"{dataset}_{i}.trimmed.fastq.gz" for i in (1, 2))
     res = {}
     for aligner in ("mappy", "star"):
         if aligner == "star":
             require_tool("STAR")
-        res[aligner] = run_align(dataset, f1, f2, d / fa, d / gtf if gtf else None, tmp_path / aligner,
+        res[aligner] = align_reads(dataset, f1, f2, d / fa, d / gtf if gtf else None, tmp_path / aligner,
                                  aligner=aligner, index=cache, threads=2)
         check_bam_contract(tmp_path / aligner / f"{dataset}.bam", tr["reads_out"], paired=True)
         assert res[aligner]["reads"] == tr["reads_out"] and res[aligner]["insert_size_median"] > 50
@@ -226,7 +226,7 @@ def test_multimappers_get_nh_and_secondaries(tmp_path):
     recs += [(f"uni{i}", a[300 + 50 * i: 400 + 50 * i]) for i in range(5)]
     recs += [("junk", rnd(100))]
     fq = _write_fq(tmp_path / "r.fq.gz", recs)
-    res = run_align("m", fq, None, fa, None, tmp_path / "o", index=tmp_path / "c", strandedness="unstranded")
+    res = align_reads("m", fq, None, fa, None, tmp_path / "o", index=tmp_path / "c", strandedness="unstranded")
     assert res["reads"] == 11 and res["unmapped"] == 1 and res["multi"] == 5 and res["unique"] == 5
     recs_by = {}
     with pysam.AlignmentFile(str(tmp_path / "o" / "m.bam")) as fh:
@@ -255,7 +255,7 @@ def test_mate_identity_when_one_mate_is_unmapped(tmp_path):
         r1.append((f"p{i}/1", m1))
         r2.append((f"p{i}/2", m2))
     f1, f2 = _write_fq(tmp_path / "1.fq.gz", r1), _write_fq(tmp_path / "2.fq.gz", r2)
-    res = run_align("h", f1, f2, fa, None, tmp_path / "o", index=tmp_path / "c", strandedness="unstranded")
+    res = align_reads("h", f1, f2, fa, None, tmp_path / "o", index=tmp_path / "c", strandedness="unstranded")
     assert res["reads"] == 6 and res["mapped"] == 6
     with pysam.AlignmentFile(str(tmp_path / "o" / "h.bam")) as fh:
         recs = [r for r in fh if not r.is_secondary and not r.is_supplementary]
@@ -275,7 +275,7 @@ def test_mate_identity_when_one_mate_is_unmapped(tmp_path):
 def test_declared_strandedness_disagreement_warns(se_run, sim_cohort, tmp_path, cache, caplog):
     _, _, fq = se_run
     with caplog.at_level(logging.WARNING, logger="cfrna"):
-        res = run_align("s01", fq, None, sim_cohort / "genome.fa", sim_cohort / "genes.gtf", tmp_path,
+        res = align_reads("s01", fq, None, sim_cohort / "genome.fa", sim_cohort / "genes.gtf", tmp_path,
                         index=cache, strandedness="forward")
     st = res["strandedness"]
     assert st["declared"] == "forward" and st["inferred"] == "reverse" and st["used"] == "forward"
@@ -301,11 +301,11 @@ def test_cli_align_and_errors(tmp_path, capsys):
     assert rc == 1 and len(err) == 1 and "bad.fq" in err[0] and "record 1" in err[0]
     assert not (tmp_path / "o" / "b.bam").exists()
     with pytest.raises(ConfigError):
-        run_align("t", fq, None, fa, gtf, tmp_path / "o", aligner="bwa")
+        align_reads("t", fq, None, fa, gtf, tmp_path / "o", aligner="bwa")
     with pytest.raises(ConfigError):
-        run_align("t", fq, None, fa, gtf, tmp_path / "o", index=idx, strandedness="sense")
+        align_reads("t", fq, None, fa, gtf, tmp_path / "o", index=idx, strandedness="sense")
     with pytest.raises(InputFormatError, match="not found"):
-        run_align("t", tmp_path / "missing.fq", None, fa, gtf, tmp_path / "o", index=idx)
+        align_reads("t", tmp_path / "missing.fq", None, fa, gtf, tmp_path / "o", index=idx)
 
 
 def test_empty_input_and_empty_reads(tmp_path):
@@ -316,11 +316,11 @@ def test_empty_input_and_empty_reads(tmp_path):
     empty = tmp_path / "empty.fq.gz"
     empty.write_bytes(gzip.compress(b""))
     with pytest.raises(EmptyResultError, match="empty"):
-        run_align("e", empty, None, fa, gtf, tmp_path / "o", index=idx)
+        align_reads("e", empty, None, fa, gtf, tmp_path / "o", index=idx)
     # a zero-length read is kept as unmapped with SEQ/QUAL '*'
     fq = tmp_path / "z.fq"
     fq.write_text(f"@z\n\n+\n\n@ok\n{seq['chrA'][1000:1080]}\n+\n{'I' * 80}\n")
-    res = run_align("z", fq, None, fa, gtf, tmp_path / "o", index=idx)
+    res = align_reads("z", fq, None, fa, gtf, tmp_path / "o", index=idx)
     assert res["reads"] == 2 and res["mapped"] == 1
     with pysam.AlignmentFile(str(tmp_path / "o" / "z.bam")) as fh:
         z = [r for r in fh if r.query_name == "z"]
@@ -332,7 +332,7 @@ def test_star_rejects_bad_fastq_before_running(tmp_path):
     bad = tmp_path / "bad.fq"
     bad.write_text(">not fastq\nACGT\n")
     with pytest.raises(InputFormatError, match="not valid FASTQ at record 1"):
-        run_align("b", bad, None, fa, gtf, tmp_path / "o", aligner="star", index=tmp_path / "c")
+        align_reads("b", bad, None, fa, gtf, tmp_path / "o", aligner="star", index=tmp_path / "c")
     assert not (tmp_path / "c").exists()  # failed before building any index
 
 
@@ -359,8 +359,8 @@ def test_mappy_annotated_junctions_rescue_short_overhangs(tmp_path):
     tx = a[1000:1200] + a[1600:1800] + a[2400:2600]
     fq = _write_fq(tmp_path / "s.fq.gz", [(f"s{i}", tx[10 * i: 10 * i + 80]) for i in range(52)])
     crossing = 14 / 52  # reads 13-19 and 33-39
-    with_j = run_align("j", fq, None, fa, gtf, tmp_path / "j", index=tmp_path / "c")
-    without = run_align("n", fq, None, fa, gtf, tmp_path / "n", index=tmp_path / "c", junctions=False)
+    with_j = align_reads("j", fq, None, fa, gtf, tmp_path / "j", index=tmp_path / "c")
+    without = align_reads("n", fq, None, fa, gtf, tmp_path / "n", index=tmp_path / "c", junctions=False)
     assert with_j["mapping_rate"] == without["mapping_rate"] == 1.0
     assert with_j["spliced_fraction"] == pytest.approx(crossing, abs=1e-4)
     assert with_j["soft_clipped_fraction"] == 0.0

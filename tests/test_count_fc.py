@@ -1,23 +1,21 @@
 """cfrna count vs featureCounts 2.0.3: identical per-gene counts and summary categories.
 
 Data: random BAMs exercising every rule (``naive_count.make_synthetic``), the real yeast SAM of
-htseq (converted to BAM), the rnaseq-nf chicken reads aligned by ``cfrna.align.run_align`` and
+htseq (converted to BAM), the rnaseq-nf chicken reads aligned by ``cfrna.align.align_reads`` and
 samples of the simulated cohorts. Under ``CI=true`` nothing here may skip.
 """
 
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import require_shared, require_tool
-from naive_count import make_synthetic
-
 from cfrna.count import run_count
+from tests.conftest import require_shared, require_tool
+from tests.helpers.bam import make_synthetic
+from tests.helpers.featurecounts import featurecounts
 
 STRANDS = ["unstranded", "forward", "reverse"]
 # (featureCounts flags, run_count keywords)
@@ -30,20 +28,6 @@ OPTIONS = [
     (["-M", "-O", "--fraction", "-Q", "3"], {"multi_mapping": True, "allow_multi_overlap": True,
                                              "fraction": True, "min_mapq": 3}),
 ]
-
-
-def featurecounts(bam, gtf, outdir, *, strand: int, paired: bool, flags: list[str]):
-    """Run featureCounts; return (counts text 'gene\\tcount' lines, summary values)."""
-    fc = require_tool("featureCounts")
-    out = Path(outdir) / "fc.txt"
-    cmd = [fc, "-T", "1", "-s", str(strand), *flags, "-a", str(gtf), "-o", str(out), str(bam)]
-    if paired:
-        cmd[1:1] = ["-p", "--countReadPairs"]
-    subprocess.run(cmd, check=True, capture_output=True)
-    lines = out.read_text().splitlines()[2:]
-    counts = [f"{ln.split(chr(9))[0]}\t{ln.split(chr(9))[6]}" for ln in lines]
-    summary = [ln.split("\t") for ln in Path(str(out) + ".summary").read_text().splitlines()[1:]]
-    return counts, {k: int(v) for k, v in summary}
 
 
 def assert_same(bam, gtf, tmp_path, *, strand: int, paired: bool, flags, kwargs):
@@ -96,11 +80,11 @@ def test_yeast_vs_featurecounts(yeast, tmp_path, strand, opt):
 
 @pytest.fixture(scope="module")
 def ggal_bam(tmp_path_factory):
-    from cfrna.align import run_align
+    from cfrna.align import align_reads
 
     d = require_shared("rnaseq_nf_ggal")
     out = tmp_path_factory.mktemp("ggal")
-    run_align("ggal", d / "ggal_gut_1.fq.gz", d / "ggal_gut_2.fq.gz", d / "ggal_1_48850000_49020000.Ggal71.500bpflank.fa",
+    align_reads("ggal", d / "ggal_gut_1.fq.gz", d / "ggal_gut_2.fq.gz", d / "ggal_1_48850000_49020000.Ggal71.500bpflank.fa",
               d / "ggal_1_48850000_49020000.bed.gff", out, aligner="mappy", threads=1)
     return out / "ggal.bam", d / "ggal_1_48850000_49020000.bed.gff"
 
@@ -116,7 +100,7 @@ def test_ggal_pairs_vs_featurecounts(ggal_bam, tmp_path, strand, opt):
 def _align_cohort(cohort: Path, out: Path, n: int, paired: bool):
     import pandas as pd
 
-    from cfrna.align import run_align
+    from cfrna.align import align_reads
 
     sheet = pd.read_csv(cohort / "samplesheet.csv")
     bams = []
@@ -125,7 +109,7 @@ def _align_cohort(cohort: Path, out: Path, n: int, paired: bool):
         fq2 = None
         if paired:
             fq2 = cohort / row["fastq_2"] if not Path(row["fastq_2"]).is_absolute() else Path(row["fastq_2"])
-        run_align(row["sample"], fq1, fq2, cohort / "genome.fa", cohort / "genes.gtf", out, aligner="mappy",
+        align_reads(row["sample"], fq1, fq2, cohort / "genome.fa", cohort / "genes.gtf", out, aligner="mappy",
                   threads=1)
         bams.append(out / f"{row['sample']}.bam")
     return bams

@@ -176,7 +176,7 @@ def test_gzip_damage_after_the_last_record_blames_no_record(tmp_path):
 
 def test_missing_asset_message_has_no_none(monkeypatch, capsys):
     from cfrna import _resources
-    from cfrna.io import _validate_cli
+    from cfrna.pipeline import _validate_cli
 
     def run(args):
         return _resources.asset_path("no_such_asset.json")

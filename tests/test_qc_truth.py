@@ -20,19 +20,19 @@ pytestmark = pytest.mark.slow
 
 def _process(cohort: Path, out: Path) -> Path:
     """Run trim, align (mappy) and count for every sample of the cohort's samplesheet into ``out``."""
-    from cfrna.align import run_align
+    from cfrna.align import align_reads
     from cfrna.align.index import build_index
     from cfrna.count import run_count
     from cfrna.io.samplesheet import read_samplesheet
-    from cfrna.trim import run_trim
+    from cfrna.trim import trim_reads
 
     sheet = read_samplesheet(cohort / "samplesheet.csv")
     idx = build_index(cohort / "genome.fa", cohort / "genes.gtf", out / "index", aligner="mappy", threads=2)
     for s in sheet.samples:
-        run_trim(s.sample, s.fastq_1, s.fastq_2, out / "trimmed", 2)
+        trim_reads(s.sample, s.fastq_1, s.fastq_2, out / "trimmed", 2)
         t1 = out / "trimmed" / f"{s.sample}_1.trimmed.fastq.gz"
         t2 = out / "trimmed" / f"{s.sample}_2.trimmed.fastq.gz" if s.paired else None
-        al = run_align(s.sample, t1, t2, cohort / "genome.fa", cohort / "genes.gtf", out / "alignment", "mappy",
+        al = align_reads(s.sample, t1, t2, cohort / "genome.fa", cohort / "genes.gtf", out / "alignment", "mappy",
                        idx, 2, s.strandedness)
         run_count(out / "alignment" / f"{s.sample}.bam", cohort / "genes.gtf",
                   out / "counts" / f"{s.sample}.counts.tsv", strandedness=al["strandedness"]["used"],
@@ -121,13 +121,13 @@ def test_real_reads_smoke(tmp_path):
     sheet = tmp_path / "samplesheet.csv"
     sheet.write_text("sample,patient_id,visit_month,arm,flare,fastq_1,fastq_2,strandedness\n"
                      f"gut,P1,0,steroid_tapering,,{fq1},{fq2},auto\n")
-    from cfrna.align import run_align
+    from cfrna.align import align_reads
     from cfrna.count import run_count
     from cfrna.qc import METRICS, run_qc
-    from cfrna.trim import run_trim
+    from cfrna.trim import trim_reads
 
-    run_trim("gut", fq1, fq2, tmp_path / "trimmed", 2)
-    al = run_align("gut", tmp_path / "trimmed" / "gut_1.trimmed.fastq.gz", tmp_path / "trimmed" / "gut_2.trimmed.fastq.gz",
+    trim_reads("gut", fq1, fq2, tmp_path / "trimmed", 2)
+    al = align_reads("gut", tmp_path / "trimmed" / "gut_1.trimmed.fastq.gz", tmp_path / "trimmed" / "gut_2.trimmed.fastq.gz",
                    fa, gtf, tmp_path / "alignment", "mappy", tmp_path / "index", 2, "auto")
     run_count(tmp_path / "alignment" / "gut.bam", gtf, tmp_path / "counts" / "gut.counts.tsv",
               strandedness=al["strandedness"]["used"], paired=True, threads=2)

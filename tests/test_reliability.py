@@ -58,14 +58,14 @@ _kill = os.environ.get("CFRNA_TEST_KILL_TRIM")
 if _kill:  # a worker killed the way the kernel's OOM killer would, before it writes anything
     import cfrna.trim as _trim
 
-    _run_trim = _trim.run_trim
+    _trim_reads = _trim.trim_reads
 
-    def run_trim(sample, *a, **k):
+    def trim_reads(sample, *a, **k):
         if sample == _kill:
             os.kill(os.getpid(), signal.SIGKILL)
-        return _run_trim(sample, *a, **k)
+        return _trim_reads(sample, *a, **k)
 
-    _trim.run_trim = run_trim
+    _trim.trim_reads = trim_reads
 
 _gate = os.environ.get("CFRNA_TEST_ALIGN_GATE")
 if _gate:  # s01's alignment waits (its work folder exists) until the gate opens, then the whole run is killed

@@ -12,7 +12,7 @@ import pytest
 from cfrna.cli import main
 from cfrna.errors import ConfigError, InputFormatError
 from cfrna.io.fastq import fastq_stats, iter_pairs, read_id
-from cfrna.trim import TRUSEQ_ADAPTER, run_trim
+from cfrna.trim import TRUSEQ_ADAPTER, trim_reads
 from tests.conftest import require_shared
 
 INSERT = "ACGTTGCAAGCTTGACCTAGGATCCATGCAGTCAGTTGCAACGTA"  # 45 nt, no adapter prefix inside
@@ -42,7 +42,7 @@ def test_adapter_removed_single_end(tmp_path):
     recs = [(f"r{i}", INSERT + TRUSEQ_ADAPTER + "TTTTTTTTTTTTTTTTT", "I" * 75) for i in range(10)]
     recs += [(f"c{i}", INSERT + "GCATTACCGGATTACAGGCATTACCGGATT", "I" * 75) for i in range(5)]
     fq = write_fastq(tmp_path / "in.fastq.gz", recs)
-    res = run_trim("S1", fq, None, tmp_path / "out")
+    res = trim_reads("S1", fq, None, tmp_path / "out")
     assert set(res) == JSON_KEYS
     out = read_fastq(tmp_path / "out" / "S1_1.trimmed.fastq.gz")
     assert [r[1] for r in out[:10]] == [INSERT] * 10
@@ -58,7 +58,7 @@ def test_quality_trimming_and_min_length(tmp_path):
     recs = [("q1", good + "ACGTACGTAC", "I" * 36 + "#" * 10),  # low-quality tail removed
             ("q2", "ACGTACGTACGT", "I" * 12)]  # shorter than --min-length 18
     fq = write_fastq(tmp_path / "in.fastq", recs, gz=False)
-    res = run_trim("S2", fq, None, tmp_path, quality=20, min_length=18)
+    res = trim_reads("S2", fq, None, tmp_path, quality=20, min_length=18)
     out = read_fastq(tmp_path / "S2_1.trimmed.fastq.gz")
     assert [r[1] for r in out] == [good]
     assert res["too_short"] == 1 and res["reads_out"] == 1
@@ -70,7 +70,7 @@ def test_read_qc_values(tmp_path):
     recs = [("a", "GGGGCCCCAAAATTTTGGCC", "5" * 20), ("b", "GGGGCCCCAAAATTTTGGCC", "5" * 20),
             ("c", "ATATATATATATATATATAT", "?" * 20), ("d", "GGGGCCCCAAAATTTTGGCC", "5" * 20)]
     fq = write_fastq(tmp_path / "in.fq.gz", recs)
-    res = run_trim("S3", fq, None, tmp_path, quality=0)
+    res = trim_reads("S3", fq, None, tmp_path, quality=0)
     assert res["duplication_fraction"] == pytest.approx(0.5)  # b and d repeat a
     assert res["gc_fraction"] == pytest.approx((12 * 3) / 80)
     assert res["mean_quality"] == pytest.approx((20 * 3 + 30 * 1) / 4)
@@ -88,7 +88,7 @@ def test_pairs_stay_in_sync(tmp_path):
     r2.append(("short/2", "GTACGTACGT" + TRUSEQ_ADAPTER + "C" * 52, "I" * 75))
     f1 = write_fastq(tmp_path / "a_R1.fq.gz", r1)
     f2 = write_fastq(tmp_path / "a_R2.fq.gz", r2)
-    res = run_trim("P", f1, f2, tmp_path / "o", threads=2)
+    res = trim_reads("P", f1, f2, tmp_path / "o", threads=2)
     o1 = read_fastq(tmp_path / "o" / "P_1.trimmed.fastq.gz")
     o2 = read_fastq(tmp_path / "o" / "P_2.trimmed.fastq.gz")
     assert [read_id(a[0]) for a in o1] == [read_id(b[0]) for b in o2] == [f"p{i}" for i in range(20)]
@@ -99,7 +99,7 @@ def test_pairs_stay_in_sync(tmp_path):
 
 def test_real_pairs_ggal(tmp_path):
     d = require_shared("rnaseq_nf_ggal")
-    res = run_trim("gut", d / "ggal_gut_1.fq.gz", d / "ggal_gut_2.fq.gz", tmp_path)
+    res = trim_reads("gut", d / "ggal_gut_1.fq.gz", d / "ggal_gut_2.fq.gz", tmp_path)
     assert res["reads_in"] == 2937
     assert 0 < res["too_short"] < 50 and res["reads_out"] == 2937 - res["too_short"]
     assert 30 < res["mean_quality"] < 41 and 0.35 < res["gc_fraction"] < 0.6
@@ -138,7 +138,7 @@ def _bad_cases(tmp: Path) -> dict[str, tuple[Path, Path | None, str]]:
 def test_bad_fastq_is_one_line_error(tmp_path, case):
     f1, f2, text = _bad_cases(tmp_path)[case]
     with pytest.raises(InputFormatError) as ei:
-        run_trim("B", f1, f2, tmp_path / "out")
+        trim_reads("B", f1, f2, tmp_path / "out")
     msg = ei.value.one_line()
     assert text in msg and "\n" not in msg
     bad = f2 if case in ("read counts", "read names") else f1
@@ -160,9 +160,9 @@ def test_cli_ok_and_bad_options(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["reads_out"] == 1 and (tmp_path / "o" / "C_1.trimmed.fastq.gz").is_file()
     with pytest.raises(ConfigError):
-        run_trim("C", fq, None, tmp_path, adapter="NOT-DNA!")
+        trim_reads("C", fq, None, tmp_path, adapter="NOT-DNA!")
     with pytest.raises(ConfigError):
-        run_trim("C", fq, None, tmp_path, min_length=0)
+        trim_reads("C", fq, None, tmp_path, min_length=0)
 
 
 def test_iter_pairs_strips_mate_suffix(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from cfrna.cli import main
 from cfrna.errors import ConfigError, InputFormatError
 from cfrna.io.samplesheet import read_samplesheet
-from cfrna.trim import TRUSEQ_ADAPTER, run_trim
+from cfrna.trim import TRUSEQ_ADAPTER, trim_reads
 from cfrna.trim.umi import resolve_umi, sample_has_umis, sample_umi
 
 INSERT = "ACGTTGCAAGCTTGACCTAGGATCCATGCAGTCAGTTGCAACGTA"  # 45 nt
@@ -43,7 +43,7 @@ def _pairs(tmp_path: Path, *, r2_prefix=lambda u: u + "GGG") -> tuple[Path, Path
 
 def test_pairs_umi_on_read2_extracted_before_adapter_trimming(tmp_path):
     f1, f2 = _pairs(tmp_path)
-    res = run_trim("P1", f1, f2, tmp_path / "out", umi_pattern="NNNNNNNNXXX", umi_read=2)
+    res = trim_reads("P1", f1, f2, tmp_path / "out", umi_pattern="NNNNNNNNXXX", umi_read=2)
     o1, o2 = _read(tmp_path / "out" / "P1_1.trimmed.fastq.gz"), _read(tmp_path / "out" / "P1_2.trimmed.fastq.gz")
     assert [n.split()[0] for n, _ in o1] == [f"r{i}_{u}" for i, u in enumerate(UMIS)]
     assert [n.split()[0] for n, _ in o2] == [f"r{i}_{u}" for i, u in enumerate(UMIS)]
@@ -73,7 +73,7 @@ def test_single_end_umi_on_read1_through_cli(tmp_path, capsys):
 
 def test_kit_preset_takara_pico_v3_clips_six_bases_after_the_umi(tmp_path):
     f1, f2 = _pairs(tmp_path, r2_prefix=lambda u: u + "ATTGGG")  # 8 UMI + 3 linker + 3 non-templated
-    res = run_trim("K1", f1, f2, tmp_path / "out", umi_pattern="takara-pico-v3")
+    res = trim_reads("K1", f1, f2, tmp_path / "out", umi_pattern="takara-pico-v3")
     o2 = _read(tmp_path / "out" / "K1_2.trimmed.fastq.gz")
     assert {s for _, s in o2} == {INSERT.translate(str.maketrans("ACGT", "TGCA"))[::-1]}
     assert (res["umi_kit"], res["umi_pattern"], res["umi_read"], res["umi_clip"]) == ("takara-pico-v3", "NNNNNNNN",
@@ -83,30 +83,30 @@ def test_kit_preset_takara_pico_v3_clips_six_bases_after_the_umi(tmp_path):
 
 def test_umis_already_in_names_are_checked_and_counted(tmp_path):
     fq = _fq(tmp_path / "n.fastq.gz", [(f"A0:1:FC:1:1:{i}:1:{u} 1:N:0:ACGT", INSERT) for i, u in enumerate(UMIS)])
-    res = run_trim("N1", fq, None, tmp_path / "o", umi_in_name=True, umi_separator=":")
+    res = trim_reads("N1", fq, None, tmp_path / "o", umi_in_name=True, umi_separator=":")
     assert (res["umi_source"], res["umi_length"], res["distinct_umis"]) == ("name", 8, 4)
     with pytest.raises(InputFormatError, match=r"sample N2: record 1 .* has no UMI") as e:
-        run_trim("N2", fq, None, tmp_path / "o2", umi_in_name=True)  # wrong separator: no _UMI at the end
+        trim_reads("N2", fq, None, tmp_path / "o2", umi_in_name=True)  # wrong separator: no _UMI at the end
     assert str(fq) in str(e.value) and "\n" not in str(e.value)
     plain = _fq(tmp_path / "p.fastq.gz", [("x_ACGTACGT", INSERT), ("y", INSERT)])
     with pytest.raises(InputFormatError, match=r"sample N3: record 2 \(y\) has no UMI"):
-        run_trim("N3", plain, None, tmp_path / "o3", umi_in_name=True)
+        trim_reads("N3", plain, None, tmp_path / "o3", umi_in_name=True)
 
 
 def test_bad_umi_inputs_name_file_record_and_sample(tmp_path):
     short = _fq(tmp_path / "short.fastq.gz", [("a", "ACGTACGTACGTACGTACGTACGT"), ("b", "ACGTAC")])
     with pytest.raises(InputFormatError, match=r"short.fastq.gz: sample S: record 2 \(b\) is 6 nt, shorter than"):
-        run_trim("S", short, None, tmp_path / "o", umi_pattern="NNNNNNNNXX")
+        trim_reads("S", short, None, tmp_path / "o", umi_pattern="NNNNNNNNXX")
     withn = _fq(tmp_path / "n.fastq.gz", [("a", "ACGTACGT" + INSERT), ("b", "ACGNACGT" + INSERT)])
     with pytest.raises(InputFormatError, match=r"sample S: record 2 \(b\): UMI ACGNACGT contains N"):
-        run_trim("S", withn, None, tmp_path / "o", umi_pattern="NNNNNNNN")
+        trim_reads("S", withn, None, tmp_path / "o", umi_pattern="NNNNNNNN")
     assert not list((tmp_path / "o").glob("*.trimmed.fastq.gz"))
     with pytest.raises(ConfigError, match=r"sample S: --umi-pattern: UMI pattern 'NNQ8'"):
-        run_trim("S", withn, None, tmp_path / "o", umi_pattern="NNQ8")
+        trim_reads("S", withn, None, tmp_path / "o", umi_pattern="NNQ8")
     with pytest.raises(ConfigError, match="read 2 but the sample is single-end"):
-        run_trim("S", withn, None, tmp_path / "o", umi_pattern="NNNNNNNN", umi_read=2)
+        trim_reads("S", withn, None, tmp_path / "o", umi_pattern="NNNNNNNN", umi_read=2)
     with pytest.raises(ConfigError, match="both a UMI pattern and UMIs already in the read names"):
-        run_trim("S", withn, None, tmp_path / "o", umi_pattern="NNNNNNNN", umi_in_name=True)
+        trim_reads("S", withn, None, tmp_path / "o", umi_pattern="NNNNNNNN", umi_in_name=True)
 
 
 def test_cli_bad_pattern_exits_2(tmp_path, capsys):

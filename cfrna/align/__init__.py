@@ -1,6 +1,6 @@
 """Alignment stage: index building, mappy/STAR alignment, sorted BAM, stats and strandedness.
 
-:func:`run_align` writes ``<sample>.bam`` (coordinate-sorted), ``<sample>.bam.bai`` and
+:func:`align_reads` writes ``<sample>.bam`` (coordinate-sorted), ``<sample>.bam.bai`` and
 ``<sample>.align.json`` (statistics of :mod:`cfrna.align.stats` and the ``strandedness`` block
 of :mod:`cfrna.align.strandedness`).
 """
@@ -21,8 +21,9 @@ from cfrna.config import STRANDEDNESS_MODES
 from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
 from cfrna.io.atomic import atomic_path, write_json
 from cfrna.io.fastq import EmptyFastqError, quick_check
+from cfrna.pipeline.layout import OutputLayout
 
-__all__ = ["run_align", "build_index", "infer_strandedness", "bam_stats", "STRANDEDNESS"]
+__all__ = ["align_reads", "build_index", "infer_strandedness", "bam_stats", "STRANDEDNESS"]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def sort_and_index(unsorted: str | os.PathLike, bam: str | os.PathLike, *, threa
         pysam.index("-b", "-o", str(tmp_bai), str(bam))
 
 
-def run_align(
+def align_reads(
     sample: str,
     fastq_1: str | os.PathLike,
     fastq_2: str | os.PathLike | None,
@@ -141,7 +142,8 @@ def run_align(
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     idx = resolve_index(index, fasta, gtf, aligner=aligner, threads=threads)
-    bam = outdir / f"{sample}.bam"
+    layout = OutputLayout.in_stage_folder("align", outdir)
+    bam = layout.bam(sample)
     work = Path(tempfile.mkdtemp(prefix=f".{sample}.align.", dir=outdir))
     try:
         if aligner == "mappy":
@@ -168,7 +170,7 @@ def run_align(
                     "undetermined_fraction": 0.0, "reads_used": 0}
     stats["strandedness"] = strandedness_block(strandedness, inferred, sample=sample)
     stats["index"] = str(idx)
-    write_json(outdir / f"{sample}.align.json", stats)
+    write_json(layout.align_json(sample), stats)
     log.info("%s: %d reads, mapping rate %.3f, spliced %.3f, strandedness %s (inferred %s)", sample,
              stats["reads"], stats["mapping_rate"], stats["spliced_fraction"], stats["strandedness"]["used"],
              stats["strandedness"]["inferred"])

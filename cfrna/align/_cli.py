@@ -1,4 +1,7 @@
-"""``cfrna align``: spliced alignment of one sample to a sorted, indexed BAM (mappy or STAR)."""
+"""``cfrna align``: spliced alignment of one sample to a sorted, indexed BAM (mappy or STAR).
+
+Argument parsing only: the stage is :func:`cfrna.align.stage.run_align`.
+"""
 
 from __future__ import annotations
 
@@ -22,19 +25,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "(default: $CFRNA_INDEX_CACHE or ~/.cache/cfrna/index)")
     parser.add_argument("--strandedness", choices=STRANDEDNESS, default="auto",
                         help="declared library strandedness (default: %(default)s = inferred)")
-    parser.add_argument("--star-two-pass", action="store_true", help="STAR --twopassMode Basic")
-    parser.add_argument("--no-junctions", action="store_true", help="mappy: do not use the GTF's annotated junctions")
+    parser.add_argument("--star-two-pass", dest="two_pass", action="store_true", help="STAR --twopassMode Basic")
+    parser.add_argument("--no-junctions", dest="junctions", action="store_false",
+                        help="mappy: do not use the GTF's annotated junctions")
     parser.add_argument("--threads", type=int, default=1, help="threads (default: %(default)s)")
     parser.add_argument("--outdir", required=True, help="output folder, e.g. O/alignment")
 
 
 def run(args: argparse.Namespace) -> int:
-    from cfrna.align import run_align
+    from cfrna.align.stage import AlignSettings, run_align
     from cfrna.io.samplesheet import check_sample_id
+    from cfrna.pipeline.stages import settings_from
 
     check_sample_id(args.sample, args.outdir)
-    res = run_align(args.sample, args.fastq_1, args.fastq_2, args.fasta, args.gtf, args.outdir,
-                    aligner=args.aligner, index=args.index, threads=args.threads, strandedness=args.strandedness,
-                    two_pass=args.star_two_pass, junctions=not args.no_junctions)
-    print(json.dumps(res, sort_keys=True))
+    res = run_align(sample=args.sample, fastq_1=args.fastq_1, fastq_2=args.fastq_2, fasta=args.fasta, gtf=args.gtf,
+                    index=args.index, strandedness=args.strandedness, outdir=args.outdir,
+                    settings=settings_from(AlignSettings, args))
+    print(json.dumps(res.summary, sort_keys=True))
     return 0

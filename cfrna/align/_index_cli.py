@@ -1,4 +1,7 @@
-"""``cfrna index``: build (or reuse) the aligner index of a FASTA + GTF, cached by content hash."""
+"""``cfrna index``: build (or reuse) the aligner index of a FASTA + GTF, cached by content hash.
+
+Argument parsing only: the stage is :func:`cfrna.align.stage.run_index`.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +21,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cfrna.align.index import build_index
+    from cfrna.align.stage import IndexSettings, run_index
+    from cfrna.pipeline.stages import settings_from
 
-    path = build_index(args.fasta, args.gtf, args.outdir, aligner=args.aligner, threads=args.threads,
-                       sjdb_overhang=args.sjdb_overhang)
-    print(path)
+    res = run_index(fasta=args.fasta, gtf=args.gtf, outdir=args.outdir, settings=settings_from(IndexSettings, args))
+    print(res.outputs["index"])
     return 0

@@ -1,4 +1,7 @@
-"""``cfrna count``: featureCounts-exact gene counts from a BAM."""
+"""``cfrna count``: featureCounts-exact gene counts from a BAM.
+
+Argument parsing only: the stage is :func:`cfrna.count.stage.run_count`.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="use the strandedness recorded by `cfrna align` (<sample>.align.json: strandedness.used)")
     parser.add_argument("--paired", "-p", action="store_true", help="count read pairs (-p --countReadPairs)")
     parser.add_argument("--min-mapq", "-Q", type=int, default=0, help="minimum mapping quality (default: 0)")
-    parser.add_argument("--primary", action="store_true", help="count primary alignments only")
+    parser.add_argument("--primary", dest="primary_only", action="store_true", help="count primary alignments only")
     parser.add_argument("-M", "--multi-mapping", action="store_true", help="count multi-mapping reads (NH > 1)")
     parser.add_argument("--fraction", action="store_true", help="fractional counts with -M (1/NH) and/or -O")
     parser.add_argument("-O", "--allow-multi-overlap", action="store_true",
@@ -36,21 +39,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the count stage; prints the summary line."""
+    from pathlib import Path
+
     from cfrna._numba import no_blas_probe
-    from cfrna.count import run_count, strandedness_from
+    from cfrna.count.stage import CountSettings, run_count
     from cfrna.io.samplesheet import check_sample_id
+    from cfrna.pipeline.stages import settings_from
 
     if args.sample is not None:
         check_sample_id(args.sample)
-    strandedness = args.strandedness or strandedness_from(args.strandedness_from)
     with no_blas_probe():  # the count kernels use no BLAS: skip numba's scipy.linalg import
-        res = run_count(
-            args.bam, args.gtf, args.out, strandedness=strandedness, paired=args.paired, threads=args.threads,
-            min_mapq=args.min_mapq, primary_only=args.primary, multi_mapping=args.multi_mapping,
-            fraction=args.fraction, allow_multi_overlap=args.allow_multi_overlap, feature_type=args.feature_type,
-            attribute=args.attribute, sample=args.sample, ignore_dup=args.ignore_dup, dedup_out=args.dedup_out,
-        )
-    s = res["summary"]
+        res = run_count(bam=args.bam, gtf=args.gtf, sample=args.sample, paired=args.paired,
+                        strandedness=args.strandedness, align_json=args.strandedness_from,
+                        outdir=Path(args.out).parent, out=args.out, dedup_out=args.dedup_out,
+                        settings=settings_from(CountSettings, args))
+    s = res.summary["summary"]
     total = sum(s.values())
     print(f"{args.out}: {s['Assigned']} of {total} {'fragments' if args.paired else 'reads'} assigned")
     return 0

@@ -1,20 +1,17 @@
 """``cfrna provenance``: write ``pipeline_info/`` params, software versions and input checksums.
 
 `cfrna run` writes these itself; the Nextflow pipeline calls this subcommand so both runners write
-the same three files with the same code.
+the same three files with the same code (:func:`cfrna.pipeline.stage.run_provenance`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import types
 from pathlib import Path
 
 from cfrna.config import ALIGNERS, DEFAULT_ALIGNER
 from cfrna.errors import ConfigError
-from cfrna.io.samplesheet import read_samplesheet
-from cfrna.pipeline import provenance
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -30,20 +27,16 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.outdir)
+    from cfrna.pipeline.stage import ProvenanceSettings, run_provenance
+    from cfrna.pipeline.stages import settings_from
+
+    params = None
     if args.params_json:
         try:
             params = json.loads(Path(args.params_json).read_text())
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read the parameters JSON ({exc})", where=args.params_json) from None
-    else:
-        params = {"samplesheet": Path(args.samplesheet).name, "fasta": Path(args.fasta).name,
-                  "gtf": Path(args.gtf).name, "contrasts": Path(args.contrasts).name if args.contrasts else None,
-                  "gene_sets": [Path(g).name for g in args.gene_sets], "aligner": args.aligner}
-    sheet = read_samplesheet(Path(args.samplesheet).resolve())
-    opts = types.SimpleNamespace(samplesheet=args.samplesheet, contrasts=args.contrasts, fasta=args.fasta,
-                                 gtf=args.gtf, gene_sets=list(args.gene_sets))
-    provenance.write_params(out / "params.json", params)
-    provenance.write_checksums(out / "input_checksums.tsv", opts, sheet)
-    provenance.write_versions(out / "software_versions.yml", aligner=args.aligner)
+    run_provenance(samplesheet=args.samplesheet, fasta=args.fasta, gtf=args.gtf, contrasts=args.contrasts,
+                   gene_sets=list(args.gene_sets), params=params, outdir=args.outdir,
+                   settings=settings_from(ProvenanceSettings, args))
     return 0

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cfrna.io.atomic import write_json
+from cfrna.pipeline.layout import OutputLayout
 
 
 def file_identity(path: str | os.PathLike) -> list:
@@ -37,7 +38,7 @@ class StepCache:
     """Stamps under ``<outdir>/pipeline_info/.stamps``."""
 
     def __init__(self, outdir: str | os.PathLike, *, enabled: bool):
-        self.dir = Path(outdir) / "pipeline_info" / ".stamps"
+        self.dir = OutputLayout(outdir).stamps_dir
         self.enabled = enabled
 
     def _stamp(self, name: str) -> Path:

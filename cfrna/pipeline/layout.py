@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["FOLDERS", "SAMPLE_SUFFIXES", "CONTRAST_SUFFIXES", "LOCK_NAME", "OutputLayout"]
+__all__ = ["CONTRAST_SUFFIXES", "COUNTS_SIDECARS", "FOLDERS", "LOCK_NAME", "SAMPLE_FILES", "SAMPLE_SUFFIXES",
+           "OutputLayout", "counts_sidecar"]
 
 #: folder of each part of the tree, relative to ``--outdir`` (stage -> folder)
 FOLDERS: dict[str, str] = {
@@ -34,6 +35,9 @@ FOLDERS: dict[str, str] = {
     "obsolete": "obsolete",
 }
 
+#: what ``cfrna count --out X`` writes beside ``X``: the assignment summary and the QC tallies
+COUNTS_SIDECARS = {"summary": ".summary", "stats": ".stats.json"}
+
 #: per-sample file names: key -> (stage folder key, suffix after the sample id)
 SAMPLE_FILES: dict[str, tuple[str, str]] = {
     "trim_1": ("trim", "_1.trimmed.fastq.gz"),
@@ -43,8 +47,8 @@ SAMPLE_FILES: dict[str, tuple[str, str]] = {
     "bai": ("align", ".bam.bai"),
     "align_json": ("align", ".align.json"),
     "counts": ("count", ".counts.tsv"),
-    "summary": ("count", ".counts.tsv.summary"),
-    "stats": ("count", ".counts.tsv.stats.json"),
+    "summary": ("count", ".counts.tsv" + COUNTS_SIDECARS["summary"]),
+    "stats": ("count", ".counts.tsv" + COUNTS_SIDECARS["stats"]),
     "qc_json": ("qc", ".qc.json"),
 }
 
@@ -62,6 +66,11 @@ CONTRAST_SUFFIXES: dict[str, tuple[str, ...]] = {
 
 #: the lock file of a running ``cfrna run`` (in the output folder itself)
 LOCK_NAME = ".cfrna.lock"
+
+
+def counts_sidecar(counts: str | os.PathLike, kind: str) -> Path:
+    """The ``summary`` or ``stats`` file written beside a counts table (``X.summary``, ``X.stats.json``)."""
+    return Path(str(counts) + COUNTS_SIDECARS[kind])
 
 
 class OutputLayout:

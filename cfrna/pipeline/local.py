@@ -32,6 +32,14 @@ from cfrna.config import ALIGNERS
 from cfrna.errors import CfrnaError, ConfigError, EmptyResultError, InputFormatError, ToolMissingError
 from cfrna.io.atomic import write_json, write_table
 from cfrna.pipeline.cache import StepCache
+from cfrna.pipeline.layout import (
+    CONTRAST_SUFFIXES,
+    FOLDERS,
+    LOCK_NAME,  # noqa: F401 (the lock file's name, as this module's)
+    SAMPLE_FILES,
+    SAMPLE_SUFFIXES,
+    OutputLayout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +83,6 @@ class RunOptions:
 #: temporary names a killed run can leave: atomic writes (``.<name>.XXXX.tmp``), the aligner's work
 #: folder (``.<sample>.align.XXXX``) and the BAM sort folder (``.<sample>.bam.sort.XXXX``)
 _TEMP_MARKERS = (".align.", ".sort.")
-LOCK_NAME = ".cfrna.lock"
 
 
 def preflight(opts: RunOptions):
@@ -85,8 +92,7 @@ def preflight(opts: RunOptions):
     does not exist is a configuration error (exit 2); a file that exists but cannot be read or parsed
     is a data error (exit 1).
     """
-    from cfrna.io._validate_cli import check_reference, contrast_counts
-    from cfrna.io.samplesheet import read_samplesheet
+    from cfrna.pipeline.stage import run_validate
 
     out = Path(opts.outdir)
     if out.exists() and not out.is_dir():
@@ -122,14 +128,13 @@ def preflight(opts: RunOptions):
         if not read_gmt(g):
             raise InputFormatError("gene-set file has no gene sets", where=str(g), hint="check --gene-sets")
     _check_report_assets()
-    sheet = read_samplesheet(opts.samplesheet)
-    check_reference(opts.gtf, opts.fasta)
+    checked = run_validate(samplesheet=opts.samplesheet, contrasts=opts.contrasts, gtf=opts.gtf,
+                           fasta=opts.fasta).data
     contrast_ids: list[str] = []
-    if opts.contrasts:
-        for cid, sizes in contrast_counts(sheet, opts.contrasts):
-            log.info("contrast %s: %s", cid, ", ".join(f"{k}={v}" for k, v in sizes.items()))
-            contrast_ids.append(cid)
-    return sheet, contrast_ids
+    for cid, sizes in checked.contrasts:
+        log.info("contrast %s: %s", cid, ", ".join(f"{k}={v}" for k, v in sizes.items()))
+        contrast_ids.append(cid)
+    return checked.sheet, contrast_ids
 
 
 def _check_input_file(flag: str, f: str) -> None:
@@ -180,7 +185,7 @@ class OutdirLock:
     """
 
     def __init__(self, outdir: str | os.PathLike):
-        self.path = Path(outdir) / LOCK_NAME
+        self.path = OutputLayout(outdir).lock
         self.fd: int | None = None
 
     def _holder(self) -> dict:
@@ -260,7 +265,7 @@ def sweep_temporary(out: Path) -> list[str]:
     removed = []
     for root, dirs, files in os.walk(out):
         rel_root = Path(root).relative_to(out)
-        if rel_root.parts[:1] == ("obsolete",):
+        if rel_root.parts[:1] == (FOLDERS["obsolete"],):
             dirs[:] = []
             continue
         for name in list(dirs):
@@ -272,22 +277,19 @@ def sweep_temporary(out: Path) -> list[str]:
             if name.startswith(".") and (name.endswith(".tmp") or any(m in name for m in _TEMP_MARKERS)):
                 (Path(root) / name).unlink(missing_ok=True)
                 removed.append(str(rel_root / name))
-    shutil.rmtree(out / "pipeline_info" / ".results", ignore_errors=True)
+    shutil.rmtree(OutputLayout(out).results_dir, ignore_errors=True)
     if removed:
         log.warning("removed %d temporary file(s) left by an interrupted run: %s", len(removed),
                     ", ".join(removed[:5]) + (" …" if len(removed) > 5 else ""))
     return removed
 
 
-#: per-sample output names (suffix after the sample id), longest first; see :func:`_paths`
-_SAMPLE_SUFFIXES = sorted({".trim.json", "_1.trimmed.fastq.gz", "_2.trimmed.fastq.gz", ".bam", ".bam.bai", ".align.json",
-                           ".counts.tsv", ".counts.tsv.summary", ".counts.tsv.stats.json"}, key=len, reverse=True)
-_SAMPLE_DIRS = ("trimmed", "alignment", "counts")
-_CONTRAST_FILES = {"de": (".deseq2.tsv", ".sensitivity.tsv"), "pathways": (".gsea.tsv",)}
+#: stages whose outputs are per-sample files named ``<sample><suffix>`` (layout.SAMPLE_SUFFIXES)
+_SAMPLE_STAGES = ("trim", "align", "count")
 
 
 def _owner(name: str, known: list[str]) -> str | None:
-    for suffix in _SAMPLE_SUFFIXES:
+    for suffix in SAMPLE_SUFFIXES:
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     for sid in known:  # longest first: other per-sample files named <sample>.<anything>
@@ -297,8 +299,9 @@ def _owner(name: str, known: list[str]) -> str | None:
 
 
 def _move_obsolete(out: Path, files: list[Path], why: str) -> None:
+    layout = OutputLayout(out)
     for f in files:
-        dest = out / "obsolete" / f.relative_to(out)
+        dest = layout.obsolete(f)
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.is_dir():
             shutil.rmtree(dest)
@@ -319,8 +322,9 @@ def retire_samples(out: Path, sheet_ids: list[str], ok: list[str], failed: dict[
     in_sheet = set(sheet_ids)
     known = sorted(set(sheet_ids) | set(previous), key=len, reverse=True)
     by_sample: dict[str, list[Path]] = {}
-    for d in _SAMPLE_DIRS:
-        folder = out / d
+    layout = OutputLayout(out)
+    for stage in _SAMPLE_STAGES:
+        folder = layout.folder(stage)
         if not folder.is_dir():
             continue
         for f in sorted(folder.iterdir()):
@@ -330,10 +334,11 @@ def retire_samples(out: Path, sheet_ids: list[str], ok: list[str], failed: dict[
             if sid is None or sid in keep:
                 continue
             by_sample.setdefault(sid, []).append(f)
-    qc = out / "qc"
+    qc = layout.qc_dir
+    qc_suffix = SAMPLE_FILES["qc_json"][1]
     if qc.is_dir():
-        for f in sorted(qc.glob("*.qc.json")):
-            sid = f.name.removesuffix(".qc.json")
+        for f in sorted(qc.glob(f"*{qc_suffix}")):
+            sid = f.name.removesuffix(qc_suffix)
             if sid not in in_sheet:
                 by_sample.setdefault(sid, []).append(f)
     for sid, files in sorted(by_sample.items()):
@@ -352,8 +357,8 @@ def retire_contrasts(out: Path, contrast_ids: list[str]) -> dict[str, list[str]]
     """
     keep = set(contrast_ids)
     moved: dict[str, list[Path]] = {}
-    for d, suffixes in _CONTRAST_FILES.items():
-        folder = out / d
+    for stage, suffixes in CONTRAST_SUFFIXES.items():
+        folder = OutputLayout(out).folder(stage)
         if not folder.is_dir():
             continue
         for f in sorted(folder.iterdir()):
@@ -375,7 +380,7 @@ def retire_contrasts(out: Path, contrast_ids: list[str]) -> dict[str, list[str]]
 def read_manifest(out: Path) -> dict:
     """``pipeline_info/manifest.json`` of the run that last wrote ``out`` ({} when absent)."""
     try:
-        return json.loads((out / "pipeline_info" / "manifest.json").read_text())
+        return json.loads(OutputLayout(out).manifest.read_text())
     except (OSError, ValueError):
         return {}
 
@@ -444,32 +449,19 @@ def progress_mode(enabled: bool) -> str:
 # ----------------------------------------------------------------------------- per-sample work
 
 
-def _paths(outdir: Path, sid: str) -> dict[str, Path]:
-    return {
-        "trim_json": outdir / "trimmed" / f"{sid}.trim.json",
-        "trim_1": outdir / "trimmed" / f"{sid}_1.trimmed.fastq.gz",
-        "trim_2": outdir / "trimmed" / f"{sid}_2.trimmed.fastq.gz",
-        "bam": outdir / "alignment" / f"{sid}.bam",
-        "bai": outdir / "alignment" / f"{sid}.bam.bai",
-        "align_json": outdir / "alignment" / f"{sid}.align.json",
-        "counts": outdir / "counts" / f"{sid}.counts.tsv",
-        "summary": outdir / "counts" / f"{sid}.counts.tsv.summary",
-        "stats": outdir / "counts" / f"{sid}.counts.tsv.stats.json",
-    }
-
-
 def process_sample(opts: RunOptions, sample, index_path: str | None, threads: int,
                    cache: StepCache, on_step=None) -> list[dict]:
-    """trim -> align -> count for one sample; returns trace records. Raises on failure.
+    """trim -> align -> count for one sample (the stage functions); returns trace records. Raises on failure.
 
     ``on_step(record)`` is called with each step's trace record when the step is done.
     """
-    from cfrna.align import run_align
-    from cfrna.count import run_count, strandedness_from
-    from cfrna.trim import run_trim
+    from cfrna.align.stage import AlignSettings, run_align
+    from cfrna.count import strandedness_from
+    from cfrna.count.stage import CountSettings, run_count
+    from cfrna.trim.stage import TrimSettings, run_trim
 
-    out = Path(opts.outdir)
-    p = _paths(out, sample.sample)
+    layout = OutputLayout(opts.outdir)
+    p = layout.sample_files(sample.sample)
     trace = []
 
     def step(name: str, inputs: list, params: dict, outputs: list, fn) -> None:
@@ -482,24 +474,26 @@ def process_sample(opts: RunOptions, sample, index_path: str | None, threads: in
     else:
         outs = [p["trim_json"], p["trim_1"]] + ([p["trim_2"]] if sample.paired else [])
         step("trim", [sample.fastq_1, sample.fastq_2], {"paired": sample.paired}, outs,
-             lambda: run_trim(sample.sample, sample.fastq_1, sample.fastq_2, out / "trimmed", threads=threads))
+             lambda: run_trim(sample=sample.sample, fastq_1=sample.fastq_1, fastq_2=sample.fastq_2,
+                              outdir=layout.trimmed_dir, settings=TrimSettings(threads=threads)))
         r1, r2 = str(p["trim_1"]), (str(p["trim_2"]) if sample.paired else None)
 
     step("align", [r1, r2, opts.fasta, opts.gtf],
          {"aligner": opts.aligner, "index": index_path, "strandedness": sample.strandedness,
           "two_pass": opts.star_two_pass},
          [p["bam"], p["bai"], p["align_json"]],
-         lambda: run_align(sample.sample, r1, r2, opts.fasta, opts.gtf, out / "alignment",
-                           aligner=opts.aligner, index=index_path, threads=threads,
-                           strandedness=sample.strandedness, two_pass=opts.star_two_pass))
+         lambda: run_align(sample=sample.sample, fastq_1=r1, fastq_2=r2, fasta=opts.fasta, gtf=opts.gtf,
+                           index=index_path, strandedness=sample.strandedness, outdir=layout.alignment_dir,
+                           settings=AlignSettings(aligner=opts.aligner, threads=threads,
+                                                  two_pass=opts.star_two_pass)))
 
     strand = strandedness_from(str(p["align_json"]))
     step("count", [p["bam"], opts.gtf], {"strandedness": strand, "paired": sample.paired,
                                          "min_mapq": opts.min_mapq},
          [p["counts"], p["summary"], p["stats"]],
-         lambda: run_count(str(p["bam"]), opts.gtf, str(p["counts"]), strandedness=strand,
-                           paired=sample.paired, threads=threads, min_mapq=opts.min_mapq,
-                           sample=sample.sample))
+         lambda: run_count(bam=p["bam"], gtf=opts.gtf, sample=sample.sample, paired=sample.paired,
+                           strandedness=strand, outdir=layout.counts_dir,
+                           settings=CountSettings(threads=threads, min_mapq=opts.min_mapq)))
     return trace
 
 
@@ -508,7 +502,7 @@ def _worker(opts: RunOptions, sample, index_path, threads: int, result_path: str
 
     ``conn`` (a pipe's write end) receives each finished step's trace record, for the progress lines.
     """
-    log_path = Path(opts.outdir) / "pipeline_info" / "logs" / f"{sample.sample}.log"
+    log_path = OutputLayout(opts.outdir).sample_log(sample.sample)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_path, mode="a")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -547,7 +541,7 @@ def _run_samples(opts: RunOptions, samples, index_path, progress: RunProgress
     threads_each = max(1, opts.threads // jobs)
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["cfrna.trim", "cfrna.align", "cfrna.count"])
-    res_dir = Path(opts.outdir) / "pipeline_info" / ".results"
+    res_dir = OutputLayout(opts.outdir).results_dir
     res_dir.mkdir(parents=True, exist_ok=True)
     pending = list(samples)
     running: dict[str, tuple[mp.Process, Path, object]] = {}
@@ -619,10 +613,12 @@ def run_pipeline(opts: RunOptions) -> dict:
 
 def _run_locked(opts: RunOptions, out: Path, sheet, contrast_ids: list[str]) -> dict:
     from cfrna.pipeline import provenance  # pandas: imported after the parameter checks
+    from cfrna.pipeline.stage import ProvenanceSettings, run_provenance
 
-    info = out / "pipeline_info"
+    layout = OutputLayout(out)
+    info = layout.info_dir
     info.mkdir(parents=True, exist_ok=True)
-    file_handler = logging.FileHandler(info / "cfrna.log", mode="a")
+    file_handler = logging.FileHandler(layout.run_log, mode="a")
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("cfrna").addHandler(file_handler)
     t_start = time.time()
@@ -630,12 +626,14 @@ def _run_locked(opts: RunOptions, out: Path, sheet, contrast_ids: list[str]) -> 
     try:
         sweep_temporary(out)
         previous = read_manifest(out)
-        provenance.write_params(info / "params.json", opts.params())
-        provenance.write_checksums(info / "input_checksums.tsv", opts, sheet)
+        # pipeline_info: params.json, input_checksums.tsv, software_versions.yml (the report embeds them)
+        run_provenance(samplesheet=opts.samplesheet, fasta=opts.fasta, gtf=opts.gtf, contrasts=opts.contrasts,
+                       gene_sets=opts.gene_sets, params=opts.params(), outdir=info,
+                       settings=ProvenanceSettings(aligner=opts.aligner))
         cache = StepCache(out, enabled=opts.resume)
         if not opts.resume:
             # a fresh run: forget stamps of an earlier run in the same folder
-            shutil.rmtree(info / ".stamps", ignore_errors=True)
+            shutil.rmtree(layout.stamps_dir, ignore_errors=True)
 
         with RunProgress(progress_mode(opts.progress)) as progress:
             trace: list[dict] = []
@@ -646,13 +644,14 @@ def _run_locked(opts: RunOptions, out: Path, sheet, contrast_ids: list[str]) -> 
                 progress.finished(name, "", trace[-1]["status"], trace[-1]["seconds"])
 
             # 2. index (content-addressed cache, shared across runs)
-            from cfrna.align import build_index
+            from cfrna.align.stage import IndexSettings, run_index
 
             index_root = Path(opts.index_dir) if opts.index_dir else default_index_dir()
             t0 = time.time()
             progress.stage("index", 1)
-            index_path = str(build_index(opts.fasta, opts.gtf, index_root, aligner=opts.aligner,
-                                         threads=opts.threads))
+            index_path = str(run_index(fasta=opts.fasta, gtf=opts.gtf, outdir=index_root,
+                                       settings=IndexSettings(aligner=opts.aligner, threads=opts.threads))
+                             .outputs["index"])
             trace.append({"step": "index", "sample": "", "status": "COMPLETED",
                           "seconds": round(time.time() - t0, 3)})
             progress.finished("index", "", "COMPLETED", trace[-1]["seconds"])
@@ -663,7 +662,7 @@ def _run_locked(opts: RunOptions, out: Path, sheet, contrast_ids: list[str]) -> 
             trace.extend(sample_trace)
             ok = [s for s in sheet.samples if s.sample not in errors]
             # the manifest: what this run is made of; outputs of anything else leave the tree
-            write_json(info / "manifest.json", {
+            write_json(layout.manifest, {
                 "samples": {"ok": [s.sample for s in ok], "failed": errors},
                 "contrasts": contrast_ids,
                 "samplesheet": Path(opts.samplesheet).name,
@@ -673,51 +672,50 @@ def _run_locked(opts: RunOptions, out: Path, sheet, contrast_ids: list[str]) -> 
             retire_contrasts(out, contrast_ids)
             if not ok:
                 raise EmptyResultError("every sample failed: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
-            write_table(info / "sample_errors.tsv",
+            write_table(layout.sample_errors,
                         _frame([{"sample": k, "error": v} for k, v in errors.items()], ["sample", "error"]))
 
             # 4. QC
             from cfrna.qc import run_qc
 
-            qc_dir = out / "qc"
-            sample_outputs = [f for s in ok for f in (_paths(out, s.sample)["stats"], _paths(out, s.sample)["align_json"])]
+            qc_dir = layout.qc_dir
+            sample_outputs = [f for s in ok for f in (layout.counts_stats(s.sample), layout.align_json(s.sample))]
             cohort_step("qc", [opts.samplesheet, opts.gtf, opts.qc_thresholds, *sample_outputs],
                         {"keep_failed": opts.keep_failed, "errors": errors},
-                        [qc_dir / "qc_summary.tsv"],
-                        lambda: run_qc(opts.samplesheet, opts.gtf, out / "counts", out / "alignment",
-                                       out / "trimmed", qc_dir, thresholds=opts.qc_thresholds,
+                        [layout.qc_summary],
+                        lambda: run_qc(opts.samplesheet, opts.gtf, layout.counts_dir, layout.alignment_dir,
+                                       layout.trimmed_dir, qc_dir, thresholds=opts.qc_thresholds,
                                        keep_failed=opts.keep_failed))
 
             # 5. matrix
             from cfrna.matrix import run_matrix
 
-            mdir = out / "matrix"
-            count_files = [_paths(out, s.sample)["counts"] for s in ok]
-            cohort_step("matrix", [opts.samplesheet, opts.gtf, qc_dir / "qc_summary.tsv", *count_files],
-                        {"errors": errors}, [mdir / "gene_counts.tsv", mdir / "samples.tsv"],
-                        lambda: run_matrix(opts.samplesheet, opts.gtf, out / "counts", mdir,
-                                           qc_summary=qc_dir / "qc_summary.tsv", sample_errors=errors))
+            mdir = layout.matrix_dir
+            count_files = [layout.counts(s.sample) for s in ok]
+            cohort_step("matrix", [opts.samplesheet, opts.gtf, layout.qc_summary, *count_files],
+                        {"errors": errors}, [layout.gene_counts, layout.samples_table],
+                        lambda: run_matrix(opts.samplesheet, opts.gtf, layout.counts_dir, mdir,
+                                           qc_summary=layout.qc_summary, sample_errors=errors))
 
             # 6. DE and pathways
             if opts.contrasts:
                 from cfrna.de import run_de
                 from cfrna.pathways import run_pathways
 
-                de_dir = out / "de"
-                cohort_step("de", [mdir / "gene_counts.tsv", mdir / "samples.tsv", opts.contrasts, opts.gtf],
-                            {"keep_failed": opts.keep_failed}, [de_dir / "design.tsv"],
-                            lambda: run_de(mdir / "gene_counts.tsv", opts.samplesheet, opts.contrasts, de_dir,
-                                           samples_table=mdir / "samples.tsv", keep_failed=opts.keep_failed,
+                de_dir = layout.de_dir
+                cohort_step("de", [layout.gene_counts, layout.samples_table, opts.contrasts, opts.gtf],
+                            {"keep_failed": opts.keep_failed}, [layout.design],
+                            lambda: run_de(layout.gene_counts, opts.samplesheet, opts.contrasts, de_dir,
+                                           samples_table=layout.samples_table, keep_failed=opts.keep_failed,
                                            threads=opts.threads, gtf=opts.gtf))
-                pw_dir = out / "pathways"
-                cohort_step("pathways", [de_dir / "design.tsv", *opts.gene_sets], {"gene_sets": opts.gene_sets},
-                            [pw_dir / "signature_scores.tsv"],
+                pw_dir = layout.pathways_dir
+                cohort_step("pathways", [layout.design, *opts.gene_sets], {"gene_sets": opts.gene_sets},
+                            [layout.signature_scores],
                             lambda: run_pathways(de_dir, opts.gtf, pw_dir, gene_sets=opts.gene_sets or None,
                                                  samplesheet=opts.samplesheet,
-                                                 samples_table=mdir / "samples.tsv", threads=opts.threads))
+                                                 samples_table=layout.samples_table, threads=opts.threads))
 
-            # 7. provenance, then report and the AnnData (they embed it)
-            provenance.write_versions(info / "software_versions.yml", aligner=opts.aligner)
+            # 7. the report and the AnnData (they embed pipeline_info)
             from cfrna.report import run_report
 
             progress.stage("report", 1)
@@ -726,7 +724,7 @@ def _run_locked(opts: RunOptions, out: Path, sheet, contrast_ids: list[str]) -> 
             run_report(out)
             trace[-1]["seconds"] = round(time.time() - t0, 3)
             progress.finished("report", "", "COMPLETED", trace[-1]["seconds"])
-            provenance.write_trace(info / "execution_trace.tsv", trace)
+            provenance.write_trace(layout.execution_trace, trace)
     finally:
         logging.getLogger("cfrna").removeHandler(file_handler)
         file_handler.close()
@@ -734,8 +732,8 @@ def _run_locked(opts: RunOptions, out: Path, sheet, contrast_ids: list[str]) -> 
     if errors:
         log.warning("%d of %d samples failed and were excluded: %s", len(errors), len(sheet.samples),
                     "; ".join(f"{k}: {v}" for k, v in errors.items()))
-    log.info("done in %.1f s: %s", elapsed, out / "report" / "index.html")
-    return {"report": str(out / "report" / "index.html"), "failed": errors, "trace": trace,
+    log.info("done in %.1f s: %s", elapsed, layout.report_html)
+    return {"report": str(layout.report_html), "failed": errors, "trace": trace,
             "contrasts": contrast_ids, "seconds": elapsed}
 
 

@@ -31,11 +31,16 @@ def write_params(path: Path, params: dict) -> None:
     write_json(path, {"cfrna_version": __version__, "params": params})
 
 
-def write_checksums(path: Path, opts, sheet) -> None:
-    """sha256 of every input file; paths are reported by file name only (no machine paths)."""
+def write_checksums(path: Path, sheet, *, samplesheet: str | os.PathLike, fasta: str | os.PathLike,
+                    gtf: str | os.PathLike, contrasts: str | os.PathLike | None = None,
+                    gene_sets: list[str | os.PathLike] | tuple = ()) -> int:
+    """sha256 of every input file; paths are reported by file name only (no machine paths).
+
+    Returns the number of files listed.
+    """
     rows = []
-    for role, f in (("samplesheet", opts.samplesheet), ("contrasts", opts.contrasts), ("fasta", opts.fasta),
-                    ("gtf", opts.gtf), *(("gene_sets", g) for g in opts.gene_sets)):
+    for role, f in (("samplesheet", samplesheet), ("contrasts", contrasts), ("fasta", fasta),
+                    ("gtf", gtf), *(("gene_sets", g) for g in gene_sets)):
         if f:
             rows.append({"role": role, "sample": "", "file": Path(f).name, "bytes": Path(f).stat().st_size,
                          "sha256": sha256sum(f)})
@@ -45,6 +50,7 @@ def write_checksums(path: Path, opts, sheet) -> None:
                 rows.append({"role": role, "sample": s.sample, "file": Path(f).name,
                              "bytes": Path(f).stat().st_size, "sha256": sha256sum(f)})
     write_table(path, pd.DataFrame(rows, columns=["role", "sample", "file", "bytes", "sha256"]))
+    return len(rows)
 
 
 def _tool_version(cmd: list[str]) -> str | None:

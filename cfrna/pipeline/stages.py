@@ -46,12 +46,16 @@ class StageResult:
         The stage's statistics (the JSON a CLI prints, e.g. the trim or align stats).
     warnings
         One line per warning the stage raised about the data (also logged).
+    data
+        The stage's in-memory product for a caller in the same process (an AnnData, the parsed
+        samplesheet...), or None; never serialised.
     """
 
     stage: str
     outputs: dict[str, Path] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    data: Any = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (paths as strings)."""

@@ -1,6 +1,6 @@
 """Adapter and quality trimming with cutadapt (in-process), plus read-level QC.
 
-:func:`run_trim` validates the input FASTQ(s) completely first (so a bad file gives one clear
+:func:`trim_reads` validates the input FASTQ(s) completely first (so a bad file gives one clear
 :class:`~cfrna.errors.InputFormatError` naming the file and record), runs cutadapt through its
 library entry point ``cutadapt.cli.main`` (no subprocess), and writes ``<ID>_1.trimmed.fastq.gz``
 (``_2`` for pairs) and ``<ID>.trim.json``.
@@ -30,9 +30,10 @@ from pathlib import Path
 from cfrna.errors import CfrnaError, ConfigError, InputFormatError
 from cfrna.io.atomic import write_json
 from cfrna.io.fastq import fastq_stats
+from cfrna.pipeline.layout import OutputLayout
 from cfrna.trim.umi import extract_umis, name_umi_stats, resolve_umi
 
-__all__ = ["run_trim", "TRUSEQ_ADAPTER"]
+__all__ = ["trim_reads", "TRUSEQ_ADAPTER"]
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def _sample_error(sample: str, fn, *args, **kwargs):
         raise
 
 
-def run_trim(
+def trim_reads(
     sample: str,
     fastq_1: str | os.PathLike,
     fastq_2: str | os.PathLike | None,
@@ -182,7 +183,8 @@ def run_trim(
         if umi.kit:
             umi_info.update(umi_kit=umi.kit, umi_clip=umi.clip)
 
-    final = [outdir / f"{sample}_1.trimmed.fastq.gz"] + ([outdir / f"{sample}_2.trimmed.fastq.gz"] if paired else [])
+    layout = OutputLayout.in_stage_folder("trim", outdir)
+    final = [layout.trimmed_fastq(sample, mate) for mate in ((1, 2) if paired else (1,))]
     try:
         for f in final:
             fd, name = tempfile.mkstemp(prefix=f".{f.name}.", suffix=".tmp.fastq.gz", dir=outdir)
@@ -236,7 +238,7 @@ def run_trim(
             hint="the input may have changed during trimming; rerun")
     if result["reads_out"] == 0:
         log.warning("%s: no reads left after trimming (min length %d)", sample, min_length)
-    write_json(outdir / f"{sample}.trim.json", result)
+    write_json(layout.trim_json(sample), result)
     log.info("%s: %d -> %d reads (%d with adapter, %d too short)", sample, result["reads_in"],
              result["reads_out"], result["reads_with_adapter"], result["too_short"])
     return result

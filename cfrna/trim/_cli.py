@@ -1,4 +1,7 @@
-"""``cfrna trim``: adapter/quality trimming of one sample (cutadapt in-process)."""
+"""``cfrna trim``: adapter/quality trimming of one sample (cutadapt in-process).
+
+Argument parsing only: the stage is :func:`cfrna.trim.stage.run_trim`.
+"""
 
 from __future__ import annotations
 
@@ -33,12 +36,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cfrna.io.samplesheet import check_sample_id
-    from cfrna.trim import run_trim
+    from cfrna.pipeline.stages import settings_from
+    from cfrna.trim.stage import TrimSettings, run_trim
 
     check_sample_id(args.sample, args.outdir)
-    res = run_trim(args.sample, args.fastq_1, args.fastq_2, args.outdir, args.threads, adapter=args.adapter,
-                   adapter_2=args.adapter_2, quality=args.quality, min_length=args.min_length,
-                   umi_pattern=args.umi_pattern, umi_read=args.umi_read, umi_in_name=args.umi_in_name,
-                   umi_separator=args.umi_separator)
-    print(json.dumps(res, sort_keys=True))
+    res = run_trim(sample=args.sample, fastq_1=args.fastq_1, fastq_2=args.fastq_2, outdir=args.outdir,
+                   settings=settings_from(TrimSettings, args))
+    print(json.dumps(res.summary, sort_keys=True))
     return 0
