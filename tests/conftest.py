@@ -28,6 +28,21 @@ def require_tool(name: str) -> str:
     return path
 
 
+def require_module(name: str):
+    """Import and return a Python module; skip when it is missing locally, fail when missing under CI=true.
+
+    Use it instead of ``pytest.importorskip`` (which skips in CI too) for modules that CI installs."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        msg = f"Python module {name} is not installed ({exc}; pip install it, e.g. via make env)"
+        if IN_CI:
+            pytest.fail(f"CI=true: {msg}")
+        pytest.skip(msg)
+
+
 def require_shared(*parts: str) -> Path:
     """A file of ../shared/data; skip when absent locally, fail under CI=true."""
     p = SHARED.joinpath(*parts)
