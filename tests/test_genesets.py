@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cfrna._resources import asset_path
 from cfrna.de.deseq import SENSITIVITY_SIGNATURES
-from cfrna.pathways.gmt import ALIASES, GeneSet, map_gene_sets, read_gmt, resolve_symbol
+from cfrna.signatures.gmt import ALIASES, GeneSet, map_gene_sets, read_gmt, resolve_symbol
 
 #: BloodGen3 M12.15 and M15.127 as published (Drinchai/BloodGen3Module R/sysdata.rda, Module_listGen3),
 #: probe-only identifiers (Hs.*) left out

@@ -11,7 +11,8 @@ import pytest
 
 from cfrna.cli import main
 from cfrna.errors import EmptyResultError, InputFormatError
-from cfrna.matrix import read_counts_table, run_matrix, write_anndata
+from cfrna.matrix import read_counts_table, write_anndata
+from cfrna.matrix.stage import run_matrix
 
 GTF = """chr1\tt\tgene\t1\t500\t.\t+\t.\tgene_id "G1"; gene_name "IFI27"; gene_biotype "protein_coding";
 chr1\tt\texon\t1\t100\t.\t+\t.\tgene_id "G1"; transcript_id "T1"; gene_name "IFI27"; gene_biotype "protein_coding";
@@ -49,8 +50,8 @@ def run_dir(tmp_path: Path) -> dict:
 
 def test_run_matrix_and_anndata(run_dir):
     res = run_dir["res"]
-    out = run_matrix(run_dir["sheet"], run_dir["gtf"], res / "counts", res / "matrix",
-                     qc_summary=res / "qc" / "qc_summary.tsv", sample_errors={"S3": "align: no reads"})
+    out = run_matrix(samplesheet=run_dir["sheet"], gtf=run_dir["gtf"], counts_dir=res / "counts", outdir=res / "matrix",
+                     qc_summary=res / "qc" / "qc_summary.tsv", sample_errors={"S3": "align: no reads"}).summary
     assert out["n_samples"] == 2 and out["n_genes"] == 3
     counts = read_counts_table(res / "matrix" / "gene_counts.tsv")
     assert list(counts.columns) == ["S1", "S2"]
@@ -88,14 +89,14 @@ def test_matrix_errors(run_dir):
     res = run_dir["res"]
     (res / "counts" / "S1.counts.tsv").write_text("gene_id\tcount\nG1\t1\nGX\t2\nG3\t3\n")
     with pytest.raises(InputFormatError, match="gene ids differ from the GTF"):
-        run_matrix(run_dir["sheet"], run_dir["gtf"], res / "counts", res / "matrix")
+        run_matrix(samplesheet=run_dir["sheet"], gtf=run_dir["gtf"], counts_dir=res / "counts", outdir=res / "matrix")
     (res / "counts" / "S1.counts.tsv").write_text("gene_id\tcount\nG1\tx\nG2\t2\nG3\t3\n")
     with pytest.raises(InputFormatError, match="S1.counts.tsv:2"):
-        run_matrix(run_dir["sheet"], run_dir["gtf"], res / "counts", res / "matrix")
+        run_matrix(samplesheet=run_dir["sheet"], gtf=run_dir["gtf"], counts_dir=res / "counts", outdir=res / "matrix")
     for f in (res / "counts").iterdir():
         f.unlink()
     with pytest.raises(EmptyResultError, match="no sample has counts"):
-        run_matrix(run_dir["sheet"], run_dir["gtf"], res / "counts", res / "matrix")
+        run_matrix(samplesheet=run_dir["sheet"], gtf=run_dir["gtf"], counts_dir=res / "counts", outdir=res / "matrix")
     assert not (res / "matrix" / "gene_counts.tsv").exists()
 
 

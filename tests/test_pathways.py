@@ -10,9 +10,9 @@ from cfrna._resources import asset_path
 from cfrna.cli import main
 from cfrna.errors import ConfigError, InputFormatError
 from cfrna.pathways import ALIASES, map_gene_sets, read_gmt, run_pathways
-from cfrna.pathways.gmt import GeneSet, resolve_symbol
 from cfrna.pathways.gsea import GSEA_COLUMNS, ranking
-from cfrna.pathways.scores import association, bh_adjust, median_fold_change_score, singscore, zscore_scores
+from cfrna.signatures.gmt import GeneSet, resolve_symbol
+from cfrna.signatures.scores import association, bh_adjust, median_fold_change_score, singscore, zscore_scores
 from tests.conftest import require_shared
 
 

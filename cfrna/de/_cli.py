@@ -15,6 +15,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", dest="samples_table", help="O/matrix/samples.tsv: QC-excluded samples are dropped")
     p.add_argument("--gtf", help="GTF for gene names")
     p.add_argument("--annotation", help="O/matrix/gene_annotation.tsv for gene names (when no --gtf)")
+    p.add_argument("--h5ad", help="O/matrix/cfrna.h5ad: add the DE layers and tables to it (rewritten in place)")
     p.add_argument("--threads", type=int, default=1,
                    help="threads for the DESeq2 fits and the limma per-gene REML/GLS (default: 1)")
     p.add_argument("--keep-failed", action="store_true", help="keep samples that failed QC")
@@ -28,22 +29,14 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cfrna.de import run_de
-    from cfrna.errors import ConfigError
+    from cfrna.de.stage import DeSettings, run_de
+    from cfrna.pipeline.stages import settings_from
 
-    if args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-    if not 0 < args.alpha < 1:
-        raise ConfigError(f"--alpha must be between 0 and 1, got {args.alpha}")
-    from cfrna.io.samplesheet import read_samplesheet
-    from cfrna.io.tables import check_matrix_samples
-
-    check_matrix_samples(args.counts, read_samplesheet(args.samplesheet, check_files=False).ids)
-    res = run_de(args.counts, args.samplesheet, args.contrasts, args.outdir, samples_table=args.samples_table,
-                 keep_failed=args.keep_failed, threads=args.threads, min_count_filter=args.min_count_filter,
-                 alpha=args.alpha, lfc_shrink=args.lfc_shrink, gtf=args.gtf, annotation=args.annotation,
-                 sensitivity=args.sensitivity)
-    for cid, info in res["contrasts"].items():
+    settings = settings_from(DeSettings, args)
+    res = run_de(counts=args.counts, samplesheet=args.samplesheet, contrasts=args.contrasts,
+                 samples_table=args.samples_table, gtf=args.gtf, annotation=args.annotation, h5ad=args.h5ad,
+                 outdir=args.outdir, settings=settings)
+    for cid, info in res.summary["contrasts"].items():
         groups = ", ".join(f"{k} n={v}" for k, v in info["groups"].items())
-        print(f"{cid}\t{groups}\t{info['n_significant']} genes padj<{args.alpha}\t{info['path']}")
+        print(f"{cid}\t{groups}\t{info['n_significant']} genes padj<{settings.alpha}\t{res.outputs[f'deseq2_table:{cid}']}")
     return 0

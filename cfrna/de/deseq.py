@@ -28,6 +28,8 @@ from cfrna.de.contrasts import (
 from cfrna.de.sensitivity import adjusted_design, not_fittable, sensitivity_table
 from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
 from cfrna.io.atomic import write_table
+from cfrna.io.samplesheet import SampleSheet
+from cfrna.io.tables import as_samplesheet, read_samples_table, read_tsv
 
 log = logging.getLogger(__name__)
 
@@ -175,31 +177,11 @@ def _gene_names(index: pd.Index, *, gtf: str | os.PathLike | None, annotation: s
 
         names = read_gtf(gtf).symbol_map()
     elif annotation:
-        ann = pd.read_csv(annotation, sep="\t", dtype=str)
-        if "gene_id" not in ann.columns or "gene_name" not in ann.columns:
-            raise InputFormatError("annotation table needs columns gene_id and gene_name", where=str(annotation),
-                                   hint="pass O/matrix/gene_annotation.tsv")
+        ann = read_tsv(annotation, what="annotation table", required=("gene_id", "gene_name"), dtype=str,
+                       hint="pass O/matrix/gene_annotation.tsv")
         names = dict(zip(ann["gene_id"], ann["gene_name"].fillna(ann["gene_id"]), strict=True))
     s = pd.Series([names.get(g) or g for g in index], index=index, dtype=object)
     return s
-
-
-def _read_samples_table(path: str | os.PathLike) -> pd.DataFrame:
-    try:
-        st = pd.read_csv(path, sep="\t", dtype={"sample": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputFormatError(f"not a samples table ({exc})", where=str(path)) from None
-    if "sample" not in st.columns:
-        raise InputFormatError("samples table has no 'sample' column", where=str(path),
-                               hint="pass O/matrix/samples.tsv from `cfrna matrix`")
-    st = st.set_index("sample")
-    if "excluded" not in st.columns:
-        st["excluded"] = False
-    st["excluded"] = st["excluded"].fillna(False).astype(str).str.lower().isin(["true", "1", "yes"])
-    if "qc_reasons" not in st.columns:
-        st["qc_reasons"] = ""
-    st["qc_reasons"] = st["qc_reasons"].fillna("").astype(str)
-    return st
 
 
 def signature_covariates(normalized: pd.DataFrame, gene_names: pd.Series, *,
@@ -207,11 +189,10 @@ def signature_covariates(normalized: pd.DataFrame, gene_names: pd.Series, *,
     """Blood-cell-origin scores (erythroid, platelet, neutrophil) per sample for the sensitivity model.
 
     Score = mean over the set's genes of the per-gene z-scored log2(normalised + 1) (see
-    :func:`cfrna.pathways.scores.zscore_scores`), standardised across samples. Signatures with fewer
+    :func:`cfrna.signatures.zscore_scores`), standardised across samples. Signatures with fewer
     than ``min_genes`` genes present are left out (logged).
     """
-    from cfrna.pathways.gmt import curated_gene_sets, resolve_symbol
-    from cfrna.pathways.scores import zscore_scores
+    from cfrna.signatures import curated_gene_sets, resolve_symbol, zscore_scores
 
     sets = gene_sets or curated_gene_sets()
     expr = np.log2(normalized + 1.0)
@@ -269,7 +250,7 @@ def _method_columns(summ: DesignSummary, limma_info: dict) -> dict:
             "quality_weights": limma_info.get("quality_weights", "")}
 
 
-def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike, contrasts: str | os.PathLike,
+def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike | SampleSheet, contrasts: str | os.PathLike,
            outdir: str | os.PathLike, *, samples_table: str | os.PathLike | None = None, keep_failed: bool = False,
            threads: int = 1, min_count_filter: FilterMethod = "default", alpha: float = 0.05,
            lfc_shrink: bool = True, gtf: str | os.PathLike | None = None,
@@ -280,8 +261,8 @@ def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike, contrasts:
     ----------
     counts : path-like
         Genes x samples counts table (first column gene_id; .tsv/.csv/.gz).
-    samplesheet : path-like
-        The samplesheet CSV (FASTQ paths not checked).
+    samplesheet : path-like or SampleSheet
+        The samplesheet CSV (FASTQ paths not checked) or the sheet the pipeline parsed.
     contrasts : path-like
         Contrasts CSV (see :mod:`cfrna.de.contrasts` and docs/de.md).
     outdir : path-like
@@ -319,14 +300,12 @@ def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike, contrasts:
     EmptyResultError
         No gene left after filtering.
     """
-    from cfrna.io.samplesheet import read_samplesheet
-
     outdir = Path(outdir)
-    sheet = read_samplesheet(samplesheet, check_files=False)
+    sheet = as_samplesheet(samplesheet)
     samples = sheet.to_frame()
     excluded: dict[str, str] = {}
     if samples_table is not None:
-        st = _read_samples_table(samples_table)
+        st = read_samples_table(samples_table)
         extra = [c for c in st.columns if c not in samples.columns]
         samples = samples.join(st[extra], how="left")
         if not keep_failed:

@@ -1,38 +1,48 @@
-"""Assemble the one ``.h5ad`` with everything: counts, normalized and VST layers, sample table with
-QC, gene annotation, DE and GSEA results per contrast, signature scores and provenance.
+"""The run's AnnData, ``matrix/cfrna.h5ad``: the carrier the cohort stages pass along.
 
-It holds exactly the run's samples (``matrix/samples.tsv``) and contrasts (``de/design.tsv``): the
-``de/`` and ``pathways/`` folders are never listed, so tables an older run left there stay out.
-``uns`` holds dicts and DataFrames (no JSON text); ``var["gene_name"]`` is unique and filled, ready
-for scanpy's ``gene_symbols="gene_name"`` (docs/output.md)."""
+The matrix stage creates it (:func:`new_carrier`: counts, the sample table with QC in ``obs``, the gene
+annotation in ``var``); DE adds to it (:func:`add_de`: ``layers`` normalized and vst, ``varm`` and
+``uns["de"]`` tables, the design, the PCA of the vst); pathways adds to it (:func:`add_pathways`: GSEA
+tables, signature scores in ``obsm``); the report records the run's provenance (:func:`add_provenance`)
+and reads everything else from it. Each addition is an atomic rewrite (:func:`update_carrier`); the
+``.tsv`` tables stay the human-readable, Nextflow-friendly outputs of each stage.
+
+It holds exactly the run's samples (``matrix/samples.tsv``) and contrasts (``de/design.tsv``): folders
+are never listed, so tables an older run left there stay out. ``uns`` holds dicts and DataFrames (no
+JSON text); ``var["gene_name"]`` is unique and filled, ready for scanpy's ``gene_symbols="gene_name"``
+(docs/output.md). :func:`build_anndata` assembles the same object from a finished run folder.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cfrna.errors import ConfigError, InputFormatError
 from cfrna.io.atomic import atomic_path
+from cfrna.io.tables import (
+    read_expression,
+    read_gene_matrix,
+    read_json,
+    read_qc_summary,
+    read_samples_table,
+    read_tsv,
+    read_yaml,
+)
+from cfrna.matrix.pca import pca
 
 log = logging.getLogger(__name__)
 
-
-def _read_tsv(path: Path, **kw) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", **kw)
-
-
-def _layer(path: Path, obs: pd.Index, var: pd.Index) -> np.ndarray | None:
-    """A genes x samples table reindexed to samples x genes (NaN where absent)."""
-    if not path.exists():
-        return None
-    df = _read_tsv(path, index_col=0)
-    df.index = df.index.astype(str)
-    return df.T.reindex(index=obs, columns=var).to_numpy(dtype=np.float32)
+#: DE table columns every consumer needs (docs/architecture.md: ``<contrast>.deseq2.tsv``)
+DE_COLUMNS = ("gene_id", "baseMean", "log2FoldChange", "padj")
+#: GSEA table columns every consumer needs
+GSEA_COLUMNS = ("gene_set", "nes", "fdr", "leading_edge")
 
 
 def _clean_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -81,106 +91,231 @@ def _h5ad_value(value):
     return value
 
 
-def run_contrasts(results_dir: str | os.PathLike) -> list[str]:
-    """The contrasts of the run, in order: the ``contrast`` column of ``de/design.tsv`` (empty without DE)."""
-    design = Path(results_dir) / "de" / "design.tsv"
-    if not design.is_file():
-        return []
-    df = _read_tsv(design, dtype={"contrast": str})
-    if "contrast" not in df.columns:
-        raise InputFormatError("design table has no contrast column", where=str(design), hint="re-run `cfrna de`")
-    return [str(c) for c in df["contrast"].dropna()]
+# ------------------------------------------------------------------------------------ the carrier
+def new_carrier(counts: pd.DataFrame, samples: pd.DataFrame | None, genes: pd.DataFrame | None = None, *,
+                qc_summary: pd.DataFrame | None = None):
+    """The AnnData the matrix stage creates.
 
-
-def build_anndata(results_dir: str | os.PathLike):
-    """Build the AnnData of a finished run folder (see docs/output.md for the slots)."""
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        Genes x samples counts (``gene_counts.tsv``); its gene order is ``var``'s.
+    samples : pandas.DataFrame or None
+        The sample table indexed by sample (``samples.tsv``: metadata, QC, ``excluded``); the samples
+        with counts become ``obs``, the whole table (failed samples too) is kept as ``uns["samples"]``.
+        None: ``obs`` has the counts' samples and no column.
+    genes : pandas.DataFrame, optional
+        Gene annotation indexed by gene id (``gene_annotation.tsv``).
+    qc_summary : pandas.DataFrame, optional
+        ``qc_summary.tsv`` indexed by sample, kept as ``uns["qc_summary"]``.
+    """
     import anndata as ad
 
-    res = Path(results_dir)
-    mdir = res / "matrix"
-    counts_path = mdir / "gene_counts.tsv"
-    if not counts_path.exists():
-        raise ConfigError("gene counts not found", where=str(counts_path), hint="run `cfrna matrix` first")
-    counts = _read_tsv(counts_path, index_col=0)
+    counts = counts.copy()
     counts.index = counts.index.astype(str)
-    samples = _read_tsv(mdir / "samples.tsv", index_col=0, dtype={"sample": str})
-    samples.index = samples.index.astype(str)
-    genes = _read_tsv(mdir / "gene_annotation.tsv", dtype={"gene_id": str}).set_index("gene_id")
+    counts.columns = counts.columns.astype(str)
+    if samples is None:
+        samples, keep_table = pd.DataFrame(index=pd.Index(counts.columns, name="sample")), False
+    else:
+        samples, keep_table = samples.copy(), True
+    samples.index = samples.index.astype(str).rename("sample")
     obs = _integer_columns(_clean_frame(samples.loc[[s for s in samples.index if s in counts.columns]]))
-    var = _clean_frame(genes.reindex(counts.index))
+    var = _clean_frame(genes.reindex(counts.index)) if genes is not None else pd.DataFrame(index=counts.index)
+    var.index.name = None
     if "gene_name" in var.columns:
         var["gene_name_gtf"] = var["gene_name"]
         var["gene_name"] = unique_gene_names(var.index, var["gene_name"].replace("", np.nan)).to_numpy()
     X = counts[obs.index].T.to_numpy()
     adata = ad.AnnData(X=X.astype(np.float32), obs=obs, var=var)
     adata.layers["counts"] = X.astype(np.float32 if not np.issubdtype(X.dtype, np.integer) else np.int64)
-    for name, fname in (("normalized", "normalized_counts.tsv"), ("vst", "vst.tsv")):
-        layer = _layer(res / "de" / fname, adata.obs_names, adata.var_names)
-        if layer is not None:
-            adata.layers[name] = layer
+    if keep_table:
+        adata.uns["samples"] = _clean_frame(samples.reset_index())
+    if qc_summary is not None:
+        adata.uns["qc_summary"] = _clean_frame(qc_summary.reset_index() if qc_summary.index.name == "sample"
+                                               else qc_summary)
+    return adata
 
-    uns: dict = {"de": {}, "gsea": {}}
-    contrasts = run_contrasts(res)
-    for contrast in contrasts:
-        f = res / "de" / f"{contrast}.deseq2.tsv"
-        if not f.is_file():
-            raise InputFormatError(f"contrast {contrast}: DE table listed in de/design.tsv is missing", where=str(f),
-                                   hint="re-run `cfrna de`")
-        de = _read_tsv(f, dtype={"gene_id": str})
-        uns["de"][contrast] = _clean_frame(de)
-        aligned = de.set_index("gene_id").reindex(adata.var_names)
-        adata.varm[f"de_{contrast}"] = _clean_frame(aligned.drop(columns=["gene_name"], errors="ignore"))
-    for contrast in contrasts:
-        f = res / "pathways" / f"{contrast}.gsea.tsv"
-        if f.is_file():
-            uns["gsea"][contrast] = _clean_frame(_read_tsv(f))
-    scores = res / "pathways" / "signature_scores.tsv"
-    if scores.exists():
-        sc = _read_tsv(scores, index_col=0)
+
+def add_de(adata, *, tables: Mapping[str, pd.DataFrame], design: pd.DataFrame | None,
+           normalized: pd.DataFrame | None = None, vst: pd.DataFrame | None = None,
+           size_factors: pd.Series | None = None, pca_genes: int = 500) -> None:
+    """What DE adds: ``layers["normalized"]``/``["vst"]`` (genes x samples frames; NaN where absent),
+    ``varm["de_<id>"]`` and ``uns["de"][id]`` per contrast, ``uns["de_design"]``, ``obs["size_factor"]``
+    and ``uns["pca"]`` (PCA of the ``pca_genes`` most variable vst genes, :func:`cfrna.matrix.pca.pca`)."""
+    for name, frame in (("normalized", normalized), ("vst", vst)):
+        if frame is not None:
+            f = frame.copy()
+            f.index = f.index.astype(str)
+            f.columns = f.columns.astype(str)
+            adata.layers[name] = f.T.reindex(index=adata.obs_names, columns=adata.var_names).to_numpy(dtype=np.float32)
+    if vst is not None:
+        p = pca(vst, n_top=pca_genes)
+        if p is None:
+            adata.uns.pop("pca", None)
+        else:
+            adata.uns["pca"] = {"samples": np.asarray(p["samples"], dtype=str), "pc1": np.asarray(p["pc1"]),
+                                "pc2": np.asarray(p["pc2"]), "explained": np.asarray(p["explained"]),
+                                "n_genes": int(p["n_genes"])}
+    if size_factors is not None:
+        adata.obs["size_factor"] = size_factors.reindex(adata.obs_names).to_numpy(dtype=float)
+    for key in [k for k in adata.varm if k.startswith("de_")]:
+        del adata.varm[key]
+    de: dict[str, pd.DataFrame] = {}
+    for cid, table in tables.items():
+        de[cid] = _clean_frame(table)
+        aligned = table.assign(gene_id=table["gene_id"].astype(str)).set_index("gene_id").reindex(adata.var_names)
+        adata.varm[f"de_{cid}"] = _clean_frame(aligned.drop(columns=["gene_name"], errors="ignore"))
+    if de:
+        adata.uns["de"] = de
+    else:
+        adata.uns.pop("de", None)
+    if design is not None:
+        adata.uns["de_design"] = _clean_frame(design)
+
+
+def add_pathways(adata, *, gsea: Mapping[str, pd.DataFrame], scores: pd.DataFrame | None = None,
+                 association: pd.DataFrame | None = None) -> None:
+    """What pathways adds: ``uns["gsea"][id]`` per contrast, ``obsm["signature_scores"]`` (samples x
+    signatures, NaN for samples not scored) and ``uns["signature_association"]``."""
+    if gsea:
+        adata.uns["gsea"] = {cid: _clean_frame(t) for cid, t in gsea.items()}
+    else:
+        adata.uns.pop("gsea", None)
+    if scores is not None:
+        sc = scores.copy()
         sc.index = sc.index.astype(str)
         adata.obsm["signature_scores"] = _clean_frame(sc.reindex(adata.obs_names))
-    assoc = res / "pathways" / "signature_association.tsv"
-    if assoc.exists():
-        uns["signature_association"] = _clean_frame(_read_tsv(assoc))
-    design = res / "de" / "design.tsv"
-    if design.exists():
-        uns["de_design"] = _clean_frame(_read_tsv(design))
-    qc = res / "qc" / "qc_summary.tsv"
-    if qc.exists():
-        uns["qc_summary"] = _clean_frame(_read_tsv(qc))
-    info = res / "pipeline_info"
-    prov: dict = {}
-    if (info / "params.json").exists():
-        try:
-            prov["params"] = _h5ad_value(json.loads((info / "params.json").read_text(encoding="utf-8")))
-        except json.JSONDecodeError as exc:
-            raise InputFormatError(f"params.json is not valid JSON ({exc.msg} at line {exc.lineno})",
-                                   where=str(info / "params.json"), hint="re-run the pipeline") from None
-    if (info / "software_versions.yml").exists():
-        from cfrna.report.data import simple_yaml
+    if association is not None:
+        adata.uns["signature_association"] = _clean_frame(association)
 
-        prov["software_versions"] = _h5ad_value(simple_yaml((info / "software_versions.yml").read_text(encoding="utf-8")))
-    if (info / "input_checksums.tsv").exists():
-        prov["input_checksums"] = _clean_frame(_read_tsv(info / "input_checksums.tsv"))
-    uns["provenance"] = prov
-    if not uns["de"]:
-        del uns["de"]
-    if not uns["gsea"]:
-        del uns["gsea"]
-    adata.uns.update(uns)
+
+def add_provenance(adata, *, params: dict | None = None, software_versions: dict | None = None,
+                   input_checksums: pd.DataFrame | None = None) -> None:
+    """``uns["provenance"]``: run parameters, software versions (dicts) and input checksums (a table)."""
+    prov: dict[str, Any] = {}
+    if params is not None:
+        prov["params"] = _h5ad_value(params)
+    if software_versions is not None:
+        prov["software_versions"] = _h5ad_value(software_versions)
+    if input_checksums is not None:
+        prov["input_checksums"] = _clean_frame(input_checksums)
+    adata.uns["provenance"] = prov
+
+
+def read_carrier(path: str | os.PathLike):
+    """Read ``cfrna.h5ad``; a missing or unreadable file is a one-line error naming it."""
+    import anndata as ad
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("the run's AnnData is missing", where=str(path), hint="run `cfrna matrix` first")
+    try:
+        return ad.read_h5ad(path)
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputFormatError(f"not a readable h5ad file ({type(exc).__name__}: {str(exc).splitlines()[0]})",
+                               where=str(path), hint="re-run `cfrna matrix`") from None
+
+
+def write_carrier(adata, path: str | os.PathLike) -> Path:
+    """Write the AnnData atomically (gzip-compressed datasets) and return the path."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        adata.write_h5ad(tmp, compression="gzip")
+    log.info("wrote %s (%d samples x %d genes)", path, adata.n_obs, adata.n_vars)
+    return path
+
+
+def update_carrier(path: str | os.PathLike, change: Callable[[Any], None], *, out: str | os.PathLike | None = None) -> Path:
+    """Read the carrier at ``path``, apply ``change(adata)``, write it back atomically (to ``out`` if given)."""
+    adata = read_carrier(path)
+    change(adata)
+    return write_carrier(adata, out if out is not None else path)
+
+
+# ------------------------------------------------------------------------------ from the run's tables
+def contrast_ids(design: pd.DataFrame | None) -> list[str]:
+    """The run's contrasts in order: the ``contrast`` column of ``de/design.tsv``."""
+    return [] if design is None else [str(c) for c in design["contrast"].dropna()]
+
+
+def read_design(path: str | os.PathLike) -> pd.DataFrame | None:
+    """``de/design.tsv`` (None when absent)."""
+    return read_tsv(path, what="design table", required=("contrast",), dtype={"contrast": str},
+                    hint="re-run `cfrna de`") if Path(path).is_file() else None
+
+
+def read_de_tables(de_dir: str | os.PathLike, ids: list[str]) -> dict[str, pd.DataFrame]:
+    """``<id>.deseq2.tsv`` of each listed contrast (a listed table that is missing is an error)."""
+    out = {}
+    for cid in ids:
+        f = Path(de_dir) / f"{cid}.deseq2.tsv"
+        if not f.is_file():
+            raise InputFormatError(f"contrast {cid}: DE table listed in de/design.tsv is missing", where=str(f),
+                                   hint="re-run `cfrna de`")
+        out[cid] = read_tsv(f, what=f"DE table of contrast {cid}", required=DE_COLUMNS, dtype={"gene_id": str})
+    return out
+
+
+def read_gsea_tables(pw_dir: str | os.PathLike, ids: list[str]) -> dict[str, pd.DataFrame]:
+    """``<id>.gsea.tsv`` of each listed contrast that has one."""
+    out = {}
+    for cid in ids:
+        f = Path(pw_dir) / f"{cid}.gsea.tsv"
+        if f.is_file():
+            out[cid] = read_tsv(f, what=f"GSEA table of contrast {cid}", required=GSEA_COLUMNS)
+    return out
+
+
+def read_scores(path: str | os.PathLike) -> pd.DataFrame | None:
+    """``signature_scores.tsv`` indexed by sample (None when absent)."""
+    if not Path(path).is_file():
+        return None
+    return read_tsv(path, what="signature scores", required=("sample",), dtype={"sample": str}).set_index("sample")
+
+
+def read_provenance(info: str | os.PathLike) -> dict[str, Any]:
+    """The keyword arguments of :func:`add_provenance` from a ``pipeline_info/`` folder (absent files left out)."""
+    info = Path(info)
+    kw: dict[str, Any] = {}
+    if (info / "params.json").is_file():
+        kw["params"] = read_json(info / "params.json", error="params.json is not valid JSON",
+                                 hint="re-run the pipeline or delete the file")
+    if (info / "software_versions.yml").is_file():
+        kw["software_versions"] = read_yaml(info / "software_versions.yml", what="software versions",
+                                            all_strings=True)
+    if (info / "input_checksums.tsv").is_file():
+        kw["input_checksums"] = read_tsv(info / "input_checksums.tsv", what="input checksums")
+    return kw
+
+
+def build_anndata(results_dir: str | os.PathLike):
+    """Build the AnnData of a finished run folder from its tables (see docs/output.md for the slots)."""
+    from cfrna.pipeline.layout import OutputLayout
+
+    lay = OutputLayout(results_dir)
+    if not lay.gene_counts.exists():
+        raise ConfigError("gene counts not found", where=str(lay.gene_counts), hint="run `cfrna matrix` first")
+    counts = read_gene_matrix(lay.gene_counts)
+    samples = read_samples_table(lay.samples_table) if lay.samples_table.is_file() else None
+    genes = (read_tsv(lay.gene_annotation, what="gene annotation", required=("gene_id",), dtype=str).set_index("gene_id")
+             if lay.gene_annotation.is_file() else None)
+    qc = read_qc_summary(lay.qc_summary) if lay.qc_summary.is_file() else None
+    adata = new_carrier(counts, samples, genes, qc_summary=qc)
+    design = read_design(lay.design)
+    ids = contrast_ids(design)
+    add_de(adata, tables=read_de_tables(lay.de_dir, ids), design=design,
+           normalized=read_expression(lay.normalized_counts, what="normalized counts")
+           if lay.normalized_counts.is_file() else None,
+           vst=read_expression(lay.vst, what="vst matrix") if lay.vst.is_file() else None)
+    assoc = lay.signature_association
+    add_pathways(adata, gsea=read_gsea_tables(lay.pathways_dir, ids), scores=read_scores(lay.signature_scores),
+                 association=read_tsv(assoc, what="signature association") if assoc.is_file() else None)
+    add_provenance(adata, **read_provenance(lay.info_dir))
     return adata
 
 
 def write_anndata(results_dir: str | os.PathLike) -> Path:
-    """Write ``<results>/matrix/cfrna.h5ad`` atomically and return its path."""
-    adata = build_anndata(results_dir)
-    out = Path(results_dir) / "matrix" / "cfrna.h5ad"
-    with atomic_path(out) as tmp:
-        adata.write_h5ad(tmp, compression="gzip")
-    log.info("wrote %s (%d samples x %d genes)", out, adata.n_obs, adata.n_vars)
-    return out
+    """Write ``<results>/matrix/cfrna.h5ad`` from the run folder's tables, atomically, and return its path."""
+    from cfrna.pipeline.layout import OutputLayout
 
-
-def provenance_json(results_dir: str | os.PathLike) -> dict:
-    p = Path(results_dir) / "pipeline_info" / "params.json"
-    return json.loads(p.read_text()) if p.exists() else {}
+    return write_carrier(build_anndata(results_dir), OutputLayout(results_dir).h5ad)

@@ -1,35 +1,25 @@
-"""``cfrna matrix``: per-sample count files -> ``gene_counts.tsv``, ``gene_annotation.tsv``, ``samples.tsv``."""
+"""``cfrna matrix``: per-sample count files -> the cohort counts, sample table and gene annotation.
+
+:func:`merge_counts` does the science (no files written); :func:`cfrna.matrix.stage.run_matrix` writes
+``gene_counts.tsv``, ``gene_annotation.tsv``, ``samples.tsv`` and creates ``cfrna.h5ad``.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
-from cfrna.io.atomic import write_table
-from cfrna.io.samplesheet import read_samplesheet
-from cfrna.reference import read_gtf
+from cfrna.errors import EmptyResultError, InputFormatError
+from cfrna.io.samplesheet import SampleSheet
+from cfrna.io.tables import as_bool, read_gene_matrix, read_sample_counts
+from cfrna.reference.gtf import Annotation
 
 log = logging.getLogger(__name__)
-
-
-def read_sample_counts(path: str | os.PathLike) -> pd.Series:
-    """Read one ``<sample>.counts.tsv`` (``gene_id<TAB>count``, header line) into a Series."""
-    try:
-        df = pd.read_csv(path, sep="\t", dtype={0: str}, comment="#")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputFormatError(f"not a counts table ({exc})", where=str(path)) from None
-    if df.shape[1] < 2 or df.columns[0] != "gene_id":
-        raise InputFormatError("expected columns gene_id<TAB>count", where=str(path))
-    s = pd.to_numeric(df.iloc[:, 1], errors="coerce")
-    if s.isna().any():
-        bad = int(np.flatnonzero(s.isna().to_numpy())[0]) + 2
-        raise InputFormatError("non-numeric count", where=f"{path}:{bad}")
-    return pd.Series(s.to_numpy(), index=df["gene_id"].astype(str).to_numpy(), name=Path(path).name)
 
 
 def read_counts_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -37,38 +27,32 @@ def read_counts_table(path: str | os.PathLike) -> pd.DataFrame:
 
     See :func:`cfrna.io.tables.read_gene_matrix` (first column gene_id; .tsv, .csv, .txt or .gz).
     """
-    from cfrna.io.tables import read_gene_matrix
-
     return read_gene_matrix(path)
 
 
-def _qc_table(qc_summary: str | os.PathLike | None) -> pd.DataFrame | None:
-    if qc_summary is None:
-        return None
-    if not Path(qc_summary).exists():
-        raise ConfigError("QC summary not found", where=str(qc_summary), hint="run `cfrna qc` first")
-    qc = pd.read_csv(qc_summary, sep="\t", dtype={"sample": str}).set_index("sample")
-    return qc
+@dataclass
+class MatrixTables:
+    """The matrix stage's tables: ``counts`` genes x samples (GTF gene order, samplesheet sample order),
+    ``samples`` indexed by sample (metadata + QC + ``qc_status``, ``qc_reasons``, ``excluded``,
+    ``has_counts``), ``genes`` the GTF gene table."""
+
+    counts: pd.DataFrame
+    samples: pd.DataFrame
+    genes: pd.DataFrame
+
+    @property
+    def n_excluded(self) -> int:
+        return int(self.samples["excluded"].sum())
 
 
-def run_matrix(
-    samplesheet: str | os.PathLike,
-    gtf: str | os.PathLike,
-    counts_dir: str | os.PathLike,
-    outdir: str | os.PathLike,
-    *,
-    qc_summary: str | os.PathLike | None = None,
-    sample_errors: dict[str, str] | None = None,
-) -> dict:
+def merge_counts(sheet: SampleSheet, ann: Annotation, counts_dir: str | os.PathLike, *,
+                 qc: pd.DataFrame | None = None, sample_errors: dict[str, str] | None = None) -> MatrixTables:
     """Merge ``counts_dir/<sample>.counts.tsv`` of every sample in the sheet.
 
-    Samples without a counts file (their upstream stage failed) are kept in ``samples.tsv`` with
-    ``excluded=True`` and the reason, and left out of ``gene_counts.tsv``; nothing is dropped
-    silently. Returns the paths written and the sample/gene numbers.
+    Samples without a counts file (their upstream stage failed) are kept in the sample table with
+    ``excluded=True`` and the reason, and left out of the counts; nothing is dropped silently.
+    ``qc`` is ``qc_summary.tsv`` indexed by sample (:func:`cfrna.io.tables.read_qc_summary`).
     """
-    sheet = read_samplesheet(samplesheet, check_files=False)
-    ann = read_gtf(gtf)
-    outdir = Path(outdir)
     counts_dir = Path(counts_dir)
     sample_errors = dict(sample_errors or {})
     gene_ids = ann.genes["gene_id"].to_numpy()
@@ -92,7 +76,6 @@ def run_matrix(
         counts = counts.round().astype(np.int64)
 
     samples = sheet.to_frame()
-    qc = _qc_table(qc_summary)
     if qc is not None:
         qc = qc.rename(columns={"status": "qc_status", "reasons": "qc_reasons"})
         qc = qc.drop(columns=[c for c in qc.columns if c in samples.columns])
@@ -101,7 +84,7 @@ def run_matrix(
         if col not in samples.columns:
             samples[col] = default
     samples["qc_reasons"] = samples["qc_reasons"].fillna("").astype(str)
-    samples["excluded"] = samples["excluded"].fillna(False).astype(str).str.lower().isin(["true", "1", "yes"])
+    samples["excluded"] = as_bool(samples["excluded"])
     samples["has_counts"] = samples.index.isin(counts.columns)
     for sid, err in sample_errors.items():
         if sid in samples.index:
@@ -110,17 +93,10 @@ def run_matrix(
             prev = samples.loc[sid, "qc_reasons"]
             samples.loc[sid, "qc_reasons"] = f"{prev};{err}" if prev else err
     samples.loc[~samples["has_counts"], "excluded"] = True
+    tables = MatrixTables(counts=counts, samples=samples, genes=ann.genes.copy())
+    log.info("matrix: %d genes x %d samples (%d excluded from DE)", counts.shape[0], counts.shape[1],
+             tables.n_excluded)
+    return tables
 
-    genes = ann.genes.copy()
-    paths = {
-        "gene_counts": outdir / "gene_counts.tsv",
-        "gene_annotation": outdir / "gene_annotation.tsv",
-        "samples": outdir / "samples.tsv",
-    }
-    write_table(paths["gene_counts"], counts, index=True)
-    write_table(paths["gene_annotation"], genes, index=False)
-    write_table(paths["samples"], samples, index=True)
-    n_excl = int(samples["excluded"].sum())
-    log.info("matrix: %d genes x %d samples (%d excluded from DE)", counts.shape[0], counts.shape[1], n_excl)
-    return {"paths": {k: str(v) for k, v in paths.items()}, "n_genes": counts.shape[0],
-            "n_samples": counts.shape[1], "n_excluded": n_excl}
+
+__all__ = ["MatrixTables", "merge_counts", "read_counts_table"]

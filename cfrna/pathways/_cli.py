@@ -12,6 +12,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--outdir", required=True, help="output folder (O/pathways)")
     p.add_argument("--samplesheet", help="samplesheet (non-flare baseline of the IFN median fold-change score)")
     p.add_argument("--samples", dest="samples_table", help="O/matrix/samples.tsv (excluded samples)")
+    p.add_argument("--h5ad", help="O/matrix/cfrna.h5ad: add the GSEA tables and signature scores (rewritten in place)")
     p.add_argument("--rank-by", choices=["stat", "lfc_shrunk", "lfc"], default="stat",
                    help="ranking metric (default: stat, the Wald statistic)")
     p.add_argument("--permutations", type=int, default=1000, help="GSEA permutations (default: 1000)")
@@ -22,16 +23,14 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cfrna.errors import ConfigError
-    from cfrna.pathways import run_pathways
+    from cfrna.pathways.stage import PathwaysSettings, run_pathways
+    from cfrna.pipeline.stages import settings_from
 
-    if args.threads < 1 or args.permutations < 1 or args.min_size < 1 or args.max_size < args.min_size:
-        raise ConfigError("--threads and --permutations must be >= 1 and 1 <= --min-size <= --max-size")
-    res = run_pathways(args.de_dir, args.gtf, args.outdir, gene_sets=args.gene_sets, samplesheet=args.samplesheet,
-                       samples_table=args.samples_table, rank_by=args.rank_by, threads=args.threads,
-                       permutations=args.permutations, seed=args.seed, min_size=args.min_size,
-                       max_size=args.max_size)
-    for cid, path in res["contrasts"].items():
-        print(f"{cid}\t{path}")
-    print(f"signature_scores\t{res['signature_scores']}")
+    res = run_pathways(de_dir=args.de_dir, gtf=args.gtf, gene_sets=args.gene_sets, samplesheet=args.samplesheet,
+                       samples_table=args.samples_table, h5ad=args.h5ad, outdir=args.outdir,
+                       settings=settings_from(PathwaysSettings, args))
+    for key, path in res.outputs.items():
+        if key.startswith("gsea_table:"):
+            print(f"{key.removeprefix('gsea_table:')}\t{path}")
+    print(f"signature_scores\t{res.outputs['signature_scores']}")
     return 0

@@ -3,7 +3,7 @@
 Inputs are the files of ``O/de`` (``<contrast>.deseq2.tsv``, ``vst.tsv``, ``normalized_counts.tsv``,
 ``design.tsv``); gene sets are local GMT files (no network). Gene ids are mapped to symbols with the
 GTF (else the ``gene_name`` column of the DE tables) and old symbols through
-:data:`cfrna.pathways.gmt.ALIASES`.
+:data:`cfrna.signatures.gmt.ALIASES`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import pandas as pd
 
 from cfrna.errors import ConfigError, InputFormatError
 from cfrna.io.atomic import write_table
-from cfrna.pathways.gmt import GeneSet, default_gmt_paths, map_gene_sets, read_gmt
-from cfrna.pathways.scores import association, median_fold_change_score, singscore
+from cfrna.io.samplesheet import SampleSheet
+from cfrna.io.tables import as_samplesheet, read_expression, read_samples_table, read_tsv
+from cfrna.signatures.gmt import GeneSet, default_gmt_paths, map_gene_sets, read_gmt
+from cfrna.signatures.scores import association, median_fold_change_score, singscore
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +92,6 @@ def _symbols(gtf: str | os.PathLike | None, de_tables: dict[str, pd.DataFrame]) 
     return pd.Series(names, dtype=object)
 
 
-def _read_matrix(path: Path) -> pd.DataFrame:
-    df = pd.read_csv(path, sep="\t", index_col=0)
-    df.index = df.index.astype(str)
-    return df
-
-
 def de_contrast_ids(de_dir: str | os.PathLike) -> list[str]:
     """The contrasts of a ``cfrna de`` run, in its order: the ``contrast`` column of ``design.tsv``.
 
@@ -108,11 +104,8 @@ def de_contrast_ids(de_dir: str | os.PathLike) -> list[str]:
     if not design.is_file():
         raise ConfigError("no <contrast>.deseq2.tsv files listed: design.tsv not found", where=str(de_dir),
                           hint="run `cfrna de` first")
-    try:
-        ids = pd.read_csv(design, sep="\t", dtype=str)["contrast"].dropna().tolist()
-    except (KeyError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputFormatError(f"not a cfrna de design table ({type(exc).__name__}: {exc})", where=str(design),
-                               hint="rerun `cfrna de`") from None
+    ids = read_tsv(design, what="cfrna de design table", required=("contrast",), dtype=str,
+                   hint="rerun `cfrna de`")["contrast"].dropna().tolist()
     if not ids:
         raise ConfigError("no <contrast>.deseq2.tsv files: design.tsv lists no contrast", where=str(design),
                           hint="rerun `cfrna de`")
@@ -124,7 +117,8 @@ def de_contrast_ids(de_dir: str | os.PathLike) -> list[str]:
 
 
 def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdir: str | os.PathLike, *,
-                 gene_sets: Sequence[str | os.PathLike] | None = None, samplesheet: str | os.PathLike | None = None,
+                 gene_sets: Sequence[str | os.PathLike] | None = None,
+                 samplesheet: str | os.PathLike | SampleSheet | None = None,
                  samples_table: str | os.PathLike | None = None,
                  rank_by: Literal["stat", "lfc_shrunk", "lfc"] = "stat", threads: int = 1,
                  permutations: int = 1000, seed: int = 1, min_size: int = 3, max_size: int = 500) -> dict:
@@ -166,7 +160,8 @@ def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdi
         A GMT file none of whose genes is present in the data (names the file), a bad GMT.
     """
     de_dir, outdir = Path(de_dir), Path(outdir)
-    tables = {cid: pd.read_csv(de_dir / f"{cid}.deseq2.tsv", sep="\t", dtype={"gene_id": str, "gene_name": str})
+    tables = {cid: read_tsv(de_dir / f"{cid}.deseq2.tsv", what=f"DE table of contrast {cid}", required=("gene_id",),
+                            dtype={"gene_id": str, "gene_name": str}, hint="rerun `cfrna de`")
               for cid in de_contrast_ids(de_dir)}
     symbols = _symbols(gtf, tables)
     universe: set[str] = set()
@@ -196,7 +191,7 @@ def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdi
             curated = sets
     write_table(outdir / "gene_set_coverage.tsv", pd.DataFrame(coverage))
 
-    result: dict = {"contrasts": {}, "outdir": str(outdir)}
+    result: dict = {"contrasts": {}, "outdir": str(outdir), "gsea": {}}
     for cid, table in tables.items():
         rnk = ranking(table, symbols, rank_by=rank_by)
         parts = [prerank(rnk, mapped, source=src, min_size=min_size, max_size=max_size, permutations=permutations,
@@ -207,6 +202,7 @@ def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdi
         path = outdir / f"{cid}.gsea.tsv"
         write_table(path, gsea, float_format="%.6g")
         result["contrasts"][cid] = str(path)
+        result["gsea"][cid] = gsea
         top = gsea.head(3)["gene_set"].tolist()
         log.info("pathways: %s: %d sets tested; top: %s", cid, len(gsea), ", ".join(top))
 
@@ -220,7 +216,8 @@ def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdi
     for p in (vst_path, norm_path):
         if not p.exists():
             raise ConfigError(f"{p.name} not found", where=str(de_dir), hint="run `cfrna de` first")
-    vst, norm = _read_matrix(vst_path), _read_matrix(norm_path)
+    vst = read_expression(vst_path, what="vst matrix", dtype=float)
+    norm = read_expression(norm_path, what="normalized counts", dtype=float)
     sym = symbols.reindex(vst.index)
     sym = sym.where(sym.notna(), pd.Series(vst.index, index=vst.index)).astype(str)
     ex_universe = set(sym)
@@ -241,7 +238,7 @@ def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdi
     design_path = de_dir / "design.tsv"
     assoc_parts = []
     if design_path.exists():
-        design = pd.read_csv(design_path, sep="\t", dtype=str).fillna("")
+        design = read_tsv(design_path, what="cfrna de design table", dtype=str).fillna("")
         for _, row in design.iterrows():
             groups = {s: row["reference"] for s in row.get("reference_samples", "").split(";") if s}
             groups.update({s: row["target"] for s in row.get("target_samples", "").split(";") if s})
@@ -254,6 +251,7 @@ def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdi
         columns=["contrast", "signature", "n_reference", "n_target", "mean_reference", "mean_target", "difference",
                  "statistic", "pvalue", "fdr"])
     write_table(outdir / "signature_association.tsv", assoc, float_format="%.6g")
+    result["scores"], result["association"] = scores, assoc
     result["signature_scores"] = str(outdir / "signature_scores.tsv")
     result["signature_association"] = str(outdir / "signature_association.tsv")
     return result
@@ -262,15 +260,11 @@ def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdi
 def _baseline_samples(columns: list[str], samplesheet, samples_table) -> list[str]:
     if samplesheet is None:
         return []
-    from cfrna.io.samplesheet import read_samplesheet
-
-    df = read_samplesheet(samplesheet, check_files=False).to_frame()
+    df = as_samplesheet(samplesheet).to_frame()
     keep = set(columns)
     if samples_table is not None and Path(samples_table).exists():
-        st = pd.read_csv(samples_table, sep="\t", dtype={"sample": str}).set_index("sample")
-        if "excluded" in st.columns:
-            ex = st.index[st["excluded"].astype(str).str.lower().isin(["true", "1", "yes"])]
-            keep -= set(ex)
+        st = read_samples_table(samples_table)
+        keep -= set(st.index[st["excluded"]])
     return [s for s in columns if s in keep and s in df.index and df.loc[s, "flare"] == "no_flare"]
 
 

@@ -24,12 +24,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cfrna.qc.run import run_qc
+    from cfrna.pipeline.stages import settings_from
+    from cfrna.qc.stage import QcSettings, run_qc
 
-    summary = run_qc(args.samplesheet, args.gtf, args.counts_dir, args.align_dir, args.trim_dir, args.outdir,
-                     thresholds=args.thresholds, keep_failed=args.keep_failed, mad_k=args.mad_k,
-                     multiqc_report=not args.no_multiqc, threads=args.threads)
-    counts = summary["status"].value_counts()
-    print(f"{args.outdir}/qc_summary.tsv: {len(summary)} samples, {counts.get('pass', 0)} pass, "
-          f"{counts.get('warn', 0)} warn, {counts.get('fail', 0)} fail, {int(summary['excluded'].sum())} excluded")
+    res = run_qc(samplesheet=args.samplesheet, gtf=args.gtf, counts_dir=args.counts_dir, align_dir=args.align_dir,
+                 trim_dir=args.trim_dir, outdir=args.outdir,
+                 settings=settings_from(QcSettings, args, multiqc_report=not args.no_multiqc))
+    s = res.summary
+    print(f"{args.outdir}/qc_summary.tsv: {s['n_samples']} samples, {s['pass']} pass, "
+          f"{s['warn']} warn, {s['fail']} fail, {len(s['excluded'])} excluded")
     return 0

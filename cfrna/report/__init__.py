@@ -1,30 +1,24 @@
-"""The results browser: one self-contained, offline HTML file built from a run's output folder."""
+"""The results browser: one self-contained, offline HTML file built from the run's AnnData.
+
+:func:`cfrna.report.stage.run_report` reads the declared inputs (``cfrna.h5ad``, ``qc_summary.tsv``,
+provenance files); :func:`report_folder` does the same for a finished run folder whose AnnData is
+built from its tables (``cfrna report --results O``).
+"""
 
 from __future__ import annotations
 
-import importlib
 import logging
-import os
 from pathlib import Path
 
-from cfrna.io.atomic import write_text
-from cfrna.report.data import collect
-from cfrna.report.html import render_html
+from cfrna.report.data import collect_carrier, folder_inputs
 
-__all__ = ["run_report"]
+__all__ = ["report_folder"]
 
 log = logging.getLogger(__name__)
 
 
-def _share_mode(path: Path) -> None:
-    """Give the report the usual file mode (0666 minus umask): it is meant to be shared."""
-    mask = os.umask(0)
-    os.umask(mask)
-    path.chmod(0o666 & ~mask)
-
-
-def run_report(results_dir: str | Path, *, title: str | None = None, anndata: bool = True) -> Path:
-    """Build ``<results_dir>/report/index.html`` (and the final AnnData when available).
+def report_folder(results_dir: str | Path, *, title: str | None = None, anndata: bool = True) -> Path:
+    """Build ``<results_dir>/report/index.html`` from a run folder's tables (and ``matrix/cfrna.h5ad``).
 
     Parameters
     ----------
@@ -34,7 +28,7 @@ def run_report(results_dir: str | Path, *, title: str | None = None, anndata: bo
         Title shown in the report (default: the run's ``title`` parameter, else the trial named in the
         sample table's ``trial``/``study`` column, else the samplesheet's file name).
     anndata
-        Also call ``cfrna.matrix.write_anndata(results_dir)`` when that function exists (default: True).
+        Also write the AnnData built from the tables to ``matrix/cfrna.h5ad`` (default: True).
 
     Returns
     -------
@@ -48,20 +42,13 @@ def run_report(results_dir: str | Path, *, title: str | None = None, anndata: bo
     cfrna.errors.ToolMissingError
         The vendored browser libraries are missing (run ``scripts/vendor_js.sh``).
     """
-    results_dir = Path(results_dir)
-    payload = collect(results_dir, title=title)
-    text = render_html(payload)
-    out = results_dir / "report" / "index.html"
-    write_text(out, text)
-    _share_mode(out)
-    log.info("report: %s (%.1f MB)", out, out.stat().st_size / 1e6)
+    from cfrna.matrix.anndata_io import write_carrier
+    from cfrna.pipeline.layout import OutputLayout
+    from cfrna.report.stage import write_html
+
+    lay = OutputLayout(results_dir)
+    adata, qc, kwargs = folder_inputs(lay.root)
+    out = write_html(collect_carrier(adata, qc, title=title, **kwargs), lay.report_html)
     if anndata:
-        try:
-            matrix = importlib.import_module("cfrna.matrix")
-        except ImportError:
-            matrix = None
-        if matrix is not None and hasattr(matrix, "write_anndata"):
-            matrix.write_anndata(results_dir)
-        else:
-            log.debug("cfrna.matrix.write_anndata not available: AnnData not written")
+        write_carrier(adata, lay.h5ad)
     return out

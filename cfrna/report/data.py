@@ -21,15 +21,20 @@ typed arrays: ``f32`` = Float32, ``i32`` = Int32, ``u8`` = Uint8, ``i16m`` = Int
     quantized as ``round(10 * log2(normalized + 1))`` in a u8 (steps of 0.1 log2 units, capped at 25.5).
 ``samples``, ``qc``, ``pca``, ``pathways``, ``signatures``, ``provenance``, ``notes``
     small tables as ``{"columns": [...], "rows": [[...], ...]}`` or plain lists.
+
+:func:`collect_carrier` reads the run's AnnData (``matrix/cfrna.h5ad``: counts, samples, DE, GSEA,
+signature scores, PCA; see :mod:`cfrna.matrix.anndata_io`) plus the report's other declared inputs
+(the QC summary and the provenance files); :func:`collect` does the same for a run folder, building
+the AnnData from its tables first.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as _dt
-import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +43,12 @@ import pandas as pd
 
 from cfrna import __version__
 from cfrna.errors import InputFormatError
+from cfrna.io.tables import read_json, read_tsv
+from cfrna.matrix.anndata_io import DE_COLUMNS as DE_COLUMNS
+from cfrna.matrix.anndata_io import GSEA_COLUMNS as GSEA_COLUMNS
 
 log = logging.getLogger(__name__)
 
-#: DE table columns required by the report (architecture.md: ``<contrast>.deseq2.tsv``)
-DE_COLUMNS = ("gene_id", "baseMean", "log2FoldChange", "padj")
-GSEA_COLUMNS = ("gene_set", "nes", "fdr", "leading_edge")
 #: sample metadata shown in gene cards and tables when present
 META_COLUMNS = ("sample", "patient_id", "visit_month", "arm", "flare")
 
@@ -112,8 +117,8 @@ def _clean(value: Any) -> Any:
         if not math.isfinite(v):
             return None
         return float(f"{v:.4g}")
-    if pd.isna(value):
-        return None
+    if pd.isna(value) or (isinstance(value, str) and value == ""):
+        return None  # an empty cell (the AnnData stores missing text as "")
     return str(value)
 
 
@@ -126,24 +131,6 @@ def table(df: pd.DataFrame) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ reading
-def _read_tsv(path: Path, *, required: tuple[str, ...] = (), what: str, **kwargs: Any) -> pd.DataFrame:
-    """Read a TSV; a parse error or a missing column is an InputFormatError naming the file."""
-    try:
-        df = pd.read_csv(path, sep="\t", **kwargs)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputFormatError(
-            f"cannot read {what}: {str(exc).splitlines()[0]}", where=str(path), hint="re-run the stage that writes it"
-        ) from exc
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise InputFormatError(
-            f"{what} lacks column(s) {', '.join(missing)} (has: {', '.join(map(str, df.columns[:12]))})",
-            where=str(path),
-            hint="write it with the cfrna stage of the same version (docs/architecture.md)",
-        )
-    return df
-
-
 def _require(path: Path, what: str, stage: str) -> Path:
     if not path.is_file():
         raise InputFormatError(
@@ -152,41 +139,27 @@ def _require(path: Path, what: str, stage: str) -> Path:
     return path
 
 
-def _gene_matrix(path: Path, what: str) -> pd.DataFrame:
-    """A gene x sample table (first column gene_id); a sample x gene table is transposed.
-
-    Gene-major tables are read as float32 (half the memory of a 60,000 x 900 float64 frame).
-    """
-    with path.open(encoding="utf-8") as fh:
-        header = fh.readline().rstrip("\r\n").split("\t")
-    if header and header[0] != "sample":
-        try:
-            df = _read_tsv(path, what=what, index_col=0, dtype=dict.fromkeys(header[1:], np.float32))
-        except ValueError as exc:
-            raise InputFormatError(
-                f"{what} has a non-numeric value ({str(exc).splitlines()[0]})",
-                where=str(path),
-                hint="expected gene_id then one numeric column per sample",
-            ) from exc
-    else:
-        df = _read_tsv(path, what=what, index_col=0)
-    if df.index.name == "sample":
-        df = df.T
-    df.index = df.index.astype(str)
-    df.columns = df.columns.astype(str)
-    bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
-    if bad:
-        raise InputFormatError(
-            f"{what} has non-numeric column(s) {', '.join(bad[:5])}", where=str(path), hint="expected gene_id then samples"
-        )
-    return df
-
-
-def _read_text(path: Path, limit: int = 200_000) -> str | None:
-    if not path.is_file():
+def _read_text(path: Path | None, limit: int = 200_000) -> str | None:
+    if path is None or not Path(path).is_file():
         return None
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
     return text if len(text) <= limit else text[:limit] + "\n… (truncated)"
+
+
+def read_qc(path: str | os.PathLike) -> pd.DataFrame:
+    """The QC summary as the report shows it (``sample`` and ``status`` required, at least one sample)."""
+    qc_path = _require(Path(path), "QC summary", "qc")
+    qc = read_tsv(qc_path, required=("sample", "status"), what="QC summary", dtype={"sample": str})
+    if qc.empty:
+        raise InputFormatError("QC summary has no samples", where=str(qc_path), hint="re-run `cfrna qc`")
+    return qc
+
+
+def read_params(path: str | os.PathLike | None) -> dict[str, Any] | None:
+    """``pipeline_info/params.json`` (None when absent)."""
+    if path is None or not Path(path).is_file():
+        return None
+    return read_json(path, error="params.json is not valid JSON", hint="re-run the pipeline or delete the file")
 
 
 # ------------------------------------------------------------------------------------------- pieces
@@ -220,34 +193,6 @@ def plot_subset(
         lbm = np.log10(base_mean + 1.0)
     back = np.union1d(_thin(lfc, nlp, bins=bins), _thin(lbm, lfc, bins=bins))
     return np.union1d(sig, back).astype(np.int64)
-
-
-def pca(vst: pd.DataFrame, *, n_top: int = 500) -> dict[str, Any] | None:
-    """PCA of the ``n_top`` most variable genes of a gene x sample vst matrix (centred, SVD)."""
-    x = vst.to_numpy(dtype=float)
-    x = x[np.all(np.isfinite(x), axis=1)]
-    if x.shape[1] < 3 or x.shape[0] < 2:
-        return None
-    var = x.var(axis=1)
-    top = np.argsort(var, kind="stable")[::-1][: min(n_top, x.shape[0])]
-    m = x[top].T  # samples x genes
-    m = m - m.mean(axis=0)
-    u, s, _ = np.linalg.svd(m, full_matrices=False)
-    if s.size < 2 or s[0] == 0:
-        return None
-    scores = u[:, :2] * s[:2]
-    explained = s**2 / np.sum(s**2)
-    # sign convention: the largest loading sample is positive, so re-runs give the same picture
-    for k in range(2):
-        if scores[np.argmax(np.abs(scores[:, k])), k] < 0:
-            scores[:, k] *= -1
-    return {
-        "samples": list(vst.columns),
-        "pc1": [round(float(v), 3) for v in scores[:, 0]],
-        "pc2": [round(float(v), 3) for v in scores[:, 1]],
-        "explained": [round(float(explained[0]), 4), round(float(explained[1]), 4)],
-        "n_genes": int(top.size),
-    }
 
 
 def _sample_ids(text: Any) -> list[str]:
@@ -346,30 +291,31 @@ def gsea_permutations(params: dict[str, Any] | None) -> int:
     return int(inspect.signature(run_pathways).parameters["permutations"].default)
 
 
-def simple_yaml(text: str) -> dict[str, Any]:
-    """Parse the flat/two-level ``software_versions.yml`` (``tool: version`` or ``process:\\n  tool: v``)."""
-    out: dict[str, Any] = {}
-    section: str | None = None
-    for raw in text.splitlines():
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue
-        key, _, val = raw.strip().partition(":")
-        key, val = key.strip().strip("'\""), val.strip().strip("'\"")
-        if raw[0] in " \t" and section is not None:
-            out.setdefault(section, {})[key] = val
-        elif val:
-            out[key], section = val, None
-        else:
-            section = key
-            out[key] = {}
-    return out
-
-
 # --------------------------------------------------------------------------------------------- main
-def collect(
-    results_dir: str | Path,
+def _layer_frame(adata, name: str) -> pd.DataFrame | None:
+    """A layer as a genes x samples frame of the samples and genes it covers (rows/columns not all NaN)."""
+    if name not in adata.layers:
+        return None
+    x = np.asarray(adata.layers[name], dtype=np.float32)
+    ok = np.isfinite(x)
+    rows, cols = ok.any(axis=1), ok.any(axis=0)
+    return pd.DataFrame(x[np.ix_(rows, cols)].T, index=adata.var_names[cols], columns=adata.obs_names[rows])
+
+
+def _uns_table(adata, key: str) -> pd.DataFrame | None:
+    v = adata.uns.get(key)
+    return v if isinstance(v, pd.DataFrame) else None
+
+
+def collect_carrier(
+    adata,
+    qc: pd.DataFrame,
     *,
+    params: dict[str, Any] | None = None,
+    versions_text: str | None = None,
+    checksums: pd.DataFrame | None = None,
     title: str | None = None,
+    notes: list[str] | None = None,
     expr_padj: float = 0.1,
     expr_top_n: int = 1000,
     expr_max_genes: int = 3000,
@@ -377,15 +323,24 @@ def collect(
     plot_max_sig: int = 2500,
     plot_bins: int = 100,
 ) -> dict[str, Any]:
-    """Read the run outputs under ``results_dir`` into the report payload.
+    """The report payload from the run's AnnData and the report's other declared inputs.
 
     Parameters
     ----------
-    results_dir
-        The run's output folder ``O`` (contains ``qc/``, ``matrix/``, optionally ``de/``,
-        ``pathways/`` and ``pipeline_info/``).
+    adata
+        The run's AnnData (:mod:`cfrna.matrix.anndata_io`): ``var`` genes in ``gene_counts.tsv`` order,
+        ``obs`` the samples with counts, ``uns["samples"]`` the whole sample table, ``uns["de_design"]``
+        the run's contrasts, ``uns["de"]``/``uns["gsea"]`` their tables, ``layers["normalized"]``,
+        ``uns["pca"]``, ``obsm["signature_scores"]``, ``uns["signature_association"]``.
+    qc
+        ``qc/qc_summary.tsv`` (:func:`read_qc`).
+    params, versions_text, checksums
+        ``pipeline_info/params.json`` (parsed), ``software_versions.yml`` (its text) and
+        ``input_checksums.tsv`` (a table); None when not recorded.
     title
         Report title (default: :func:`default_title` of the run's parameters and sample table).
+    notes
+        Notes already known (e.g. about files of the run folder); more are added for absent pieces.
     expr_padj, expr_top_n, expr_max_genes
         Gene-card expression is embedded for genes with padj < ``expr_padj`` in any contrast plus the
         top ``expr_top_n`` genes by mean normalized count, at most ``expr_max_genes`` genes
@@ -398,39 +353,19 @@ def collect(
     -------
     dict
         JSON-serialisable payload (see the module docstring).
-
-    Raises
-    ------
-    InputFormatError
-        A required file (``qc/qc_summary.tsv``, ``matrix/gene_counts.tsv``) is missing or a file is
-        malformed.
     """
-    root = Path(results_dir)
-    if not root.is_dir():
-        raise InputFormatError("results folder not found", where=str(root), hint="pass the run's --outdir as --results")
-    notes: list[str] = []
+    import yaml
 
-    # --- required: QC summary and gene counts
-    qc_path = _require(root / "qc" / "qc_summary.tsv", "QC summary", "qc")
-    qc = _read_tsv(qc_path, required=("sample", "status"), what="QC summary", dtype={"sample": str})
-    if qc.empty:
-        raise InputFormatError("QC summary has no samples", where=str(qc_path), hint="re-run `cfrna qc`")
-    counts_path = _require(root / "matrix" / "gene_counts.tsv", "gene count matrix", "matrix")
-    gc = _read_tsv(counts_path, required=("gene_id",), what="gene count matrix", usecols=[0], dtype=str)
-    if gc.empty:
-        raise InputFormatError("gene count matrix has no genes", where=str(counts_path), hint="check the GTF")
-    with counts_path.open(encoding="utf-8") as fh:
-        count_samples = fh.readline().rstrip("\n").split("\t")[1:]
-    gene_ids: list[str] = gc["gene_id"].tolist()
+    notes = list(notes or [])
+    if adata.n_vars == 0:
+        raise InputFormatError("gene count matrix has no genes", hint="check the GTF")
+    count_samples = [str(s) for s in adata.obs_names]
+    gene_ids: list[str] = [str(g) for g in adata.var_names]
     gene_pos = {g: i for i, g in enumerate(gene_ids)}
     names: dict[str, str] = {}
-
-    ann_path = root / "matrix" / "gene_annotation.tsv"
-    if ann_path.is_file():
-        ann = _read_tsv(ann_path, required=("gene_id",), what="gene annotation", dtype=str)
-        name_col = next((c for c in ("gene_name", "symbol", "gene_symbol") if c in ann.columns), None)
-        if name_col:
-            names.update(zip(ann["gene_id"], ann[name_col].fillna(""), strict=True))
+    name_col = next((c for c in ("gene_name_gtf", "gene_name", "symbol", "gene_symbol") if c in adata.var.columns), None)
+    if name_col:
+        names.update(zip(gene_ids, adata.var[name_col].fillna("").astype(str), strict=True))
     else:
         notes.append("matrix/gene_annotation.tsv absent: gene symbols come from the DE tables only.")
 
@@ -445,14 +380,12 @@ def collect(
         return out
 
     # --- samples (metadata + QC)
-    samples_path = root / "matrix" / "samples.tsv"
-    if samples_path.is_file():
-        samples = _read_tsv(samples_path, required=("sample",), what="sample table", dtype={"sample": str})
-    else:
+    samples = _uns_table(adata, "samples")
+    if samples is None:
         notes.append("matrix/samples.tsv absent: sample metadata (flare, patient, visit) not shown.")
         samples = qc[["sample"]].copy()
     samples = samples.drop_duplicates("sample").set_index("sample", drop=False)
-    if samples_path.is_file():
+    if "samples" in adata.uns:
         # this run's samples are those of matrix/samples.tsv: QC rows of other samples (an older run into
         # the same folder) are not shown
         stale = ~qc["sample"].isin(samples.index)
@@ -464,34 +397,30 @@ def collect(
             qc = qc.loc[~stale].reset_index(drop=True)
             if qc.empty:
                 raise InputFormatError(
-                    "no sample of the QC summary is in matrix/samples.tsv", where=str(qc_path),
+                    "no sample of the QC summary is in matrix/samples.tsv",
                     hint="re-run `cfrna qc` and `cfrna matrix` on the same samples",
                 )
 
-    # --- the contrasts of this run: the `contrast` column of de/design.tsv, in its order (never a
-    # listing of de/ or pathways/: a table left there by an older run is not this run's)
-    de_dir = root / "de"
-    design_path = de_dir / "design.tsv"
-    ddf = None
-    contrast_ids: list[str] = []
-    if design_path.is_file():
-        ddf = _read_tsv(design_path, required=("contrast",), what="design table", dtype={"contrast": str})
-        contrast_ids = [str(c) for c in ddf["contrast"].dropna()]
-    elif de_dir.is_dir() and any(de_dir.glob("*.deseq2.tsv")):
-        notes.append("de/design.tsv absent: the DE tables in de/ are not listed by a run and are not shown.")
+    # --- the contrasts of this run: uns["de_design"] (de/design.tsv), in its order
+    ddf = _uns_table(adata, "de_design")
+    contrast_ids: list[str] = [str(c) for c in ddf["contrast"] if str(c)] if ddf is not None else []
+    de_tables = adata.uns.get("de", {})
 
     # --- DE tables
     contrasts: list[dict[str, Any]] = []
     de_frames: dict[str, pd.DataFrame] = {}
     for cid in contrast_ids:
-        path = _require(de_dir / f"{cid}.deseq2.tsv", f"DE table of contrast {cid} (listed in de/design.tsv)", "de")
-        df = _read_tsv(path, required=DE_COLUMNS, what=f"DE table of contrast {cid}", dtype={"gene_id": str})
+        df = de_tables.get(cid)
+        if df is None:
+            raise InputFormatError(f"DE table of contrast {cid} (listed in de/design.tsv) is not in the AnnData",
+                                   hint="re-run `cfrna de` with --h5ad")
+        df = df.reset_index(drop=True)
         if "gene_name" in df.columns:
             for g, n in zip(df["gene_id"], df["gene_name"], strict=True):
                 if isinstance(n, str) and n and not names.get(g):
                     names[g] = n
         de_frames[cid] = df
-        gidx = gene_index(df["gene_id"].tolist())
+        gidx = gene_index(df["gene_id"].astype(str).tolist())
         # stored in gene order (the page sorts by padj): no gene-index column when it covers all genes
         perm = np.argsort(gidx, kind="stable")
         df, gidx = df.iloc[perm].reset_index(drop=True), gidx[perm]
@@ -524,16 +453,15 @@ def collect(
 
     # --- expression for gene cards (bounded, quantized)
     expr: dict[str, Any] | None = None
-    norm_path = root / "de" / "normalized_counts.tsv"
-    if norm_path.is_file():
-        norm = _gene_matrix(norm_path, "normalized counts")
+    norm = _layer_frame(adata, "normalized")
+    if norm is not None:
         chosen: list[str] = []
         seen: set[str] = set()
         sig_rank = []
         for df in de_frames.values():
             p = df["padj"].to_numpy(dtype=float)
             keep = np.nan_to_num(p, nan=1.0) < expr_padj
-            sig_rank.append(pd.Series(p[keep], index=df["gene_id"].to_numpy()[keep]))
+            sig_rank.append(pd.Series(p[keep], index=df["gene_id"].astype(str).to_numpy()[keep]))
         if sig_rank:
             best = pd.concat(sig_rank).groupby(level=0).min().sort_values(kind="stable")
             for g in best.index:
@@ -561,58 +489,42 @@ def collect(
     else:
         notes.append("de/normalized_counts.tsv absent: gene cards show no per-sample expression.")
 
-    # --- PCA of vst
+    # --- PCA of vst (computed when DE added the vst layer: cfrna.matrix.pca)
     pca_out = None
-    vst_path = root / "de" / "vst.tsv"
-    if vst_path.is_file():
-        pca_out = pca(_gene_matrix(vst_path, "vst matrix"))
-        if pca_out is None:
-            notes.append("PCA skipped: fewer than 3 samples or no variable genes in de/vst.tsv.")
+    p = adata.uns.get("pca")
+    if isinstance(p, dict) and "pc1" in p:
+        pca_out = {"samples": [str(x) for x in p["samples"]], "pc1": [float(x) for x in p["pc1"]],
+                   "pc2": [float(x) for x in p["pc2"]], "explained": [float(x) for x in p["explained"]],
+                   "n_genes": int(p["n_genes"])}
+    elif "vst" in adata.layers:
+        notes.append("PCA skipped: fewer than 3 samples or no variable genes in de/vst.tsv.")
     else:
         notes.append("de/vst.tsv absent: no PCA.")
 
     # --- pathways
     pathways: dict[str, Any] = {}
-    pw_dir = root / "pathways"
+    gsea_tables = adata.uns.get("gsea", {})
     for cid in contrast_ids:
-        path = pw_dir / f"{cid}.gsea.tsv"
-        if not path.is_file():
+        df = gsea_tables.get(cid)
+        if df is None:
             continue
-        df = _read_tsv(path, required=GSEA_COLUMNS, what=f"GSEA table of contrast {cid}")
         cols = [c for c in ("gene_set", "source", "size", "es", "nes", "pvalue", "fdr", "leading_edge") if c in df]
         pathways[cid] = table(df[cols])
     if contrasts and not pathways:
         notes.append("No pathway results (pathways/<contrast>.gsea.tsv): gene sets were not given or the stage did not run.")
     sig_scores = None
-    sc_path = pw_dir / "signature_scores.tsv"
-    if sc_path.is_file():
-        sc = _read_tsv(sc_path, required=("sample",), what="signature scores", dtype={"sample": str})
-        sig_scores = table(sc)
-    sig_assoc = None
-    as_path = pw_dir / "signature_association.tsv"
-    if as_path.is_file():
-        sig_assoc = table(_read_tsv(as_path, what="signature association"))
+    if "signature_scores" in adata.obsm:
+        sc = pd.DataFrame(adata.obsm["signature_scores"]).copy()
+        sc = sc.loc[~sc.isna().all(axis=1)] if sc.shape[1] else sc
+        sc.insert(0, "sample", [str(s) for s in sc.index])
+        sig_scores = table(sc.reset_index(drop=True))
+    assoc = _uns_table(adata, "signature_association")
+    sig_assoc = table(assoc) if assoc is not None else None
 
     # --- design (contrast order of contrasts.csv; long sample lists stay in the TSV)
     design = design_table(ddf) if ddf is not None else None
 
     # --- provenance
-    info = root / "pipeline_info"
-    params = None
-    params_path = info / "params.json"
-    if params_path.is_file():
-        try:
-            params = json.loads(params_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputFormatError(
-                f"params.json is not valid JSON ({exc.msg} at line {exc.lineno})", where=str(params_path),
-                hint="re-run the pipeline or delete the file",
-            ) from exc
-    versions_text = _read_text(info / "software_versions.yml")
-    checksums = None
-    ck_path = info / "input_checksums.tsv"
-    if ck_path.is_file():
-        checksums = table(_read_tsv(ck_path, what="input checksums"))
     if params is None and versions_text is None and checksums is None:
         notes.append("pipeline_info/ absent: run provenance (parameters, versions, checksums) not available.")
 
@@ -635,6 +547,7 @@ def collect(
             f"{len(missing_in_counts)} QC sample(s) absent from the gene matrix: {', '.join(missing_in_counts[:10])}"
         )
 
+    versions = yaml.load(versions_text, Loader=yaml.BaseLoader) if versions_text else None
     name_list = [names.get(g, "") or "" for g in gene_ids]
     return {
         "meta": {
@@ -642,7 +555,7 @@ def collect(
             "gsea_permutations": gsea_permutations(params) if pathways else None,
             "version": __version__,
             "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "n_genes": len(gc),
+            "n_genes": adata.n_vars,
             "n_samples": len(qc),
             "n_matrix_samples": len(count_samples),
         },
@@ -659,8 +572,45 @@ def collect(
         "design": design,
         "provenance": {
             "params": params,
-            "software_versions": simple_yaml(versions_text) if versions_text else None,
+            "software_versions": versions if isinstance(versions, dict) else None,
             "software_versions_text": versions_text,
-            "checksums": checksums,
+            "checksums": table(checksums) if checksums is not None else None,
         },
     }
+
+
+def collect(results_dir: str | os.PathLike, *, title: str | None = None, **options: Any) -> dict[str, Any]:
+    """The report payload of a run folder ``O``: its AnnData is built from the folder's tables
+    (:func:`folder_inputs`), then :func:`collect_carrier`.
+
+    ``options`` are those of :func:`collect_carrier`. Raises InputFormatError when a required file
+    (``qc/qc_summary.tsv``, ``matrix/gene_counts.tsv``) is missing or a file is malformed.
+    """
+    adata, qc, kwargs = folder_inputs(results_dir)
+    return collect_carrier(adata, qc, title=title, **kwargs, **options)
+
+
+def folder_inputs(results_dir: str | os.PathLike) -> tuple[Any, pd.DataFrame, dict[str, Any]]:
+    """``(adata, qc, kwargs)`` of :func:`collect_carrier` for a finished run folder: the AnnData built
+    from its tables (:func:`cfrna.matrix.anndata_io.build_anndata`), the QC summary, and the provenance
+    and notes about the folder."""
+    from cfrna.matrix.anndata_io import build_anndata
+    from cfrna.pipeline.layout import OutputLayout
+
+    lay = OutputLayout(results_dir)
+    if not lay.root.is_dir():
+        raise InputFormatError("results folder not found", where=str(lay.root), hint="pass the run's --outdir as --results")
+    qc = read_qc(lay.qc_summary)
+    _require(lay.gene_counts, "gene count matrix", "matrix")
+    notes = []
+    if not lay.design.is_file() and lay.de_dir.is_dir() and any(lay.de_dir.glob("*.deseq2.tsv")):
+        notes.append("de/design.tsv absent: the DE tables in de/ are not listed by a run and are not shown.")
+    return build_anndata(lay.root), qc, {"notes": notes, **provenance_inputs(lay.info_dir)}
+
+
+def provenance_inputs(info: str | os.PathLike) -> dict[str, Any]:
+    """``params``, ``versions_text`` and ``checksums`` of :func:`collect_carrier` from a ``pipeline_info/`` folder."""
+    info = Path(info)
+    ck = info / "input_checksums.tsv"
+    return {"params": read_params(info / "params.json"), "versions_text": _read_text(info / "software_versions.yml"),
+            "checksums": read_tsv(ck, what="input checksums") if ck.is_file() else None}
