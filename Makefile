@@ -6,7 +6,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export MPLBACKEND ?= Agg
 PYTEST_ARGS ?=
 
-.PHONY: all env demo test test-container test-fast lint nextflow vendor-js clean
+.PHONY: all env demo test test-nojit test-container test-fast lint nextflow vendor-js clean
 
 all: test
 
@@ -32,6 +32,11 @@ demo: env
 # not fit CI's time; run it with `make test-container` after building the image
 test: env
 	$(BIN)/python -m pytest -m "not container" $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-nojit
+
+# the kernel tests again with numba off: the kernels run as plain Python (tiny inputs, well under a minute)
+test-nojit: env
+	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest -m kernels -p no:cacheprovider -q
 
 test-container: env
 	$(BIN)/python -m pytest -m container $(PYTEST_ARGS)

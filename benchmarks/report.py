@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -37,7 +37,7 @@ FILTER_JS = """async ([q, padj, lfc]) => {
 
 
 def build(workdir: Path, *, genes: int, samples: int, contrasts: int) -> tuple[Path, float]:
-    from report_fixtures import build_results
+    from tests.helpers.report import build_results
 
     out = workdir / f"results_{genes}x{samples}x{contrasts}"
     if (out / "pipeline_info" / "input_checksums.tsv").is_file():  # written last

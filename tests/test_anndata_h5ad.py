@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report_fixtures import build_results
-
 from cfrna.matrix.anndata_io import build_anndata, unique_gene_names, write_anndata
+from tests.helpers.report import build_results
 
 
 def _with_annotation(res: Path) -> Path:

@@ -16,13 +16,12 @@ import pandas as pd
 import pysam
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from naive_count import make_synthetic, naive_count
-
 from cfrna.cli import main
 from cfrna.count import SUMMARY_CATEGORIES, run_count
 from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
 from cfrna.io.bam import iter_record_batches
+from tests.helpers.bam import make_synthetic
+from tests.helpers.naive_count import naive_count
 
 STRANDS = ["unstranded", "forward", "reverse"]
 OPTION_SETS = [

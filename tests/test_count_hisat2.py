@@ -15,20 +15,19 @@ chunk and across chunks. Per-gene counts and every summary category must equal f
 
 from __future__ import annotations
 
-import gzip
 import random
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import require_tool
-from test_count_fc import featurecounts
-
 from cfrna.count import run_count
+from tests.conftest import require_tool
+from tests.helpers.bam import make_flag_zoo
+from tests.helpers.fastq import read_fastq as _fastq
+from tests.helpers.fastq import write_fastq as _write_fastq
+from tests.helpers.featurecounts import featurecounts
 
 STRANDS = ["unstranded", "forward", "reverse"]
 OPTIONS = [
@@ -56,16 +55,6 @@ def _assert_fc(bam, gtf, tmp_path, *, strand, paired, opt, threads=(1, 2)):
 
 
 # ----------------------------------------------------------------------------------- aligner BAMs
-
-
-def _fastq(path):
-    with gzip.open(path, "rt") as fh:
-        lines = fh.read().splitlines()
-    return [lines[i:i + 4] for i in range(0, len(lines), 4)]
-
-
-def _write_fastq(path, recs):
-    Path(path).write_text("".join("\n".join(r) + "\n" for r in recs))
 
 
 def _perturb(r1, r2, seed):
@@ -171,163 +160,6 @@ def test_star_pe_vs_featurecounts(star_pe, tmp_path, strand):
 # ------------------------------------------------------------------------------ hand-made records
 
 
-def make_flag_zoo(outdir, *, n: int = 2500, seed: int = 0, sort: str = "coordinate", dup_rate: float = 0.1):
-    """A GTF and a BAM holding each flag combination of paired aligner output; returns (bam, gtf).
-
-    Per template: proper pairs (99/147, 163/83); singletons (73/133, 89/165, 137/69, 153/101) with the
-    unmapped mate placed at its mate, or unplaced, and the mapped mate's RNEXT pointing at itself
-    (HISAT2), at nothing or at the unmapped mate; non-proper pairs on one chromosome and on two
-    (65/129, 81/161, 97/145, 113/177); multi-mapping templates with NH and HI (or NH only, as HISAT2
-    writes them) whose secondary pairs are 355/403 or 339/419, with secondary mates of unpaired
-    alignments (329/393, 345/409) and repeated keys; both mates unmapped (77/141). A share
-    ``dup_rate`` of the records carries the duplicate flag 0x400.
-    """
-    import pysam
-
-    rng = random.Random(seed)
-    outdir = Path(outdir)
-    chroms = [("chr1", 50000), ("chr2", 30000)]
-    lines, loci = [], []
-    gi = 0
-    for c, ln in chroms:
-        pos = 300
-        while pos < ln - 3000:
-            gi += 1
-            st = rng.choice("+-")
-            s = pos
-            for k in range(rng.randint(1, 3)):
-                el = rng.randint(100, 300)
-                lines.append(f'{c}\tzoo\texon\t{s}\t{s + el - 1}\t.\t{st}\t.\tgene_id "Z{gi:03d}"; '
-                             f'transcript_id "Z{gi:03d}.1"; exon_number "{k + 1}";')
-                s += el + rng.randint(100, 500)
-            if rng.random() < 0.3:  # a gene on the other strand inside
-                gi += 1
-                o = rng.randint(pos, s - 100)
-                lines.append(f'{c}\tzoo\texon\t{o}\t{o + 150}\t.\t{"-" if st == "+" else "+"}\t.\t'
-                             f'gene_id "Z{gi:03d}"; transcript_id "Z{gi:03d}.1";')
-            loci.append((0 if c == "chr1" else 1, pos, s))
-            pos = s + rng.randint(200, 1500)
-    gtf = outdir / "zoo.gtf"
-    gtf.write_text("\n".join(lines) + "\n")
-    recs = []
-    rl = 50
-
-    def place():
-        if rng.random() < 0.85:
-            t, s, e = rng.choice(loci)
-            return t, rng.randint(max(0, s - 200), e)
-        t = rng.randrange(2)
-        return t, rng.randint(0, chroms[t][1] - 500)
-
-    def add(name, flag, tid, pos, mtid, mpos, *, nh=1, hi=-1, mq=60, cig=None):
-        if rng.random() < dup_rate:  # flagged duplicate (one mate only, or an unmapped one, at times)
-            flag |= 1024
-        recs.append((name, flag, tid, pos, mtid, mpos, nh, hi, mq, cig))
-
-    def cigar():
-        if rng.random() < 0.2:
-            a = rng.randint(10, rl - 10)
-            return [(0, a), (3, rng.randint(100, 600)), (0, rl - a)]
-        return [(0, rl)]
-
-    for i in range(n):
-        name = f"q{i:05d}"
-        kind = rng.randrange(9)
-        t, p = place()
-        off = rng.randint(0, 300)
-        r1rev = rng.random() < 0.5
-        fr1 = 1 | 64 | (16 if r1rev else 32)
-        fr2 = 1 | 128 | (32 if r1rev else 16)
-        if kind == 0:  # proper pair
-            a, b = (p + off, p) if r1rev else (p, p + off)
-            add(name, fr1 | 2, t, a, t, b)
-            add(name, fr2 | 2, t, b, t, a)
-        elif kind == 1:  # singleton: one mate unmapped
-            mapped_r1 = rng.random() < 0.5
-            rev = 16 if rng.random() < 0.5 else 0
-            conv = rng.randrange(3)
-            fm = 1 | (64 if mapped_r1 else 128) | 8 | rev
-            fu = 1 | (128 if mapped_r1 else 64) | 4 | (32 if rev else 0)
-            if conv == 0:  # HISAT2/BWA: unmapped mate placed at its mate, both RNEXT at the mapped mate
-                add(name, fm, t, p, t, p)
-                add(name, fu, t, p, t, p, nh=-1, mq=0)
-            elif conv == 1:  # mapped mate RNEXT '*', unmapped placed and pointing at the mapped mate
-                add(name, fm, t, p, -1, -1)
-                add(name, fu, t, p, t, p, nh=-1, mq=0)
-            else:  # unmapped mate not placed at all
-                add(name, fm, t, p, -1, -1)
-                add(name, fu, -1, -1, t, p, nh=-1, mq=0)
-        elif kind in (2, 3):  # non-proper: same strand or far apart, same or other chromosome
-            t2, p2 = place() if kind == 3 else (t, min(chroms[t][1] - 100, p + rng.randint(2000, 20000)))
-            f1 = 1 | 64 | rng.choice([0, 16])
-            f2 = 1 | 128 | rng.choice([0, 16])
-            f1 |= 32 if f2 & 16 else 0
-            f2 |= 32 if f1 & 16 else 0
-            add(name, f1, t, p, t2, p2, cig=cigar())
-            add(name, f2, t2, p2, t, p, cig=cigar())
-        elif kind in (4, 5):  # multi-mapping template: primary pair and secondary pairs, NH with or without HI
-            k = rng.randint(2, 4)
-            use_hi = kind == 4
-            a, b = (p + off, p) if r1rev else (p, p + off)
-            add(name, fr1 | 2, t, a, t, b, nh=k, hi=1 if use_hi else -1, mq=1)
-            add(name, fr2 | 2, t, b, t, a, nh=k, hi=1 if use_hi else -1, mq=1)
-            for h in range(2, k + 1):
-                t3, p3 = place()
-                q = rng.randint(0, 300)
-                s1, s2 = (p3 + q, p3) if r1rev else (p3, p3 + q)
-                hi = h if use_hi else -1
-                u = rng.random()
-                if u < 0.5:  # secondary proper pair (355/403 or 339/419)
-                    add(name, 256 | fr1 | 2, t3, s1, t3, s2, nh=k, hi=hi, mq=1, cig=cigar())
-                    add(name, 256 | fr2 | 2, t3, s2, t3, s1, nh=k, hi=hi, mq=1, cig=cigar())
-                    if not use_hi and rng.random() < 0.3:  # HISAT2: the same pair again, another splice
-                        add(name, 256 | fr1 | 2, t3, s1, t3, s2, nh=k, mq=1, cig=cigar())
-                        add(name, 256 | fr2 | 2, t3, s2, t3, s1, nh=k, mq=1, cig=cigar())
-                elif u < 0.8:  # secondary mates of unpaired alignments (329/393), RNEXT at themselves
-                    add(name, 256 | 1 | 64 | 8 | (16 if r1rev else 0), t3, s1, t3, s1, nh=k, hi=hi, mq=1)
-                    add(name, 256 | 1 | 128 | 8 | (0 if r1rev else 16), t3, s2, t3, s2, nh=k, hi=hi, mq=1)
-                else:  # one secondary mate alone (345 / 409)
-                    add(name, 256 | 1 | rng.choice([64, 128]) | 8 | 16, t3, s1, t3, s1, nh=k, hi=hi, mq=1)
-        elif kind == 6:  # both unmapped
-            add(name, 1 | 64 | 4 | 8, -1, -1, -1, -1, nh=-1, mq=0)
-            add(name, 1 | 128 | 4 | 8, -1, -1, -1, -1, nh=-1, mq=0)
-        elif kind == 7:  # proper pair, spliced, low MAPQ on one mate
-            a, b = (p + off, p) if r1rev else (p, p + off)
-            add(name, fr1 | 2, t, a, t, b, cig=cigar(), mq=rng.choice([0, 60]))
-            add(name, fr2 | 2, t, b, t, a, cig=cigar())
-        else:  # discordant pair with both mates unique on other chromosomes and NH on one only
-            t2, p2 = place()
-            add(name, fr1, t, p, t2, p2)
-            add(name, fr2, t2, p2, t, p, nh=-1)
-    hdr = {"HD": {"VN": "1.6", "SO": "coordinate" if sort == "coordinate" else "queryname"},
-           "SQ": [{"SN": c, "LN": ln} for c, ln in chroms]}
-    if sort == "coordinate":
-        recs.sort(key=lambda r: (r[2] if r[2] >= 0 else 1 << 30, r[3]))
-    else:
-        recs.sort(key=lambda r: r[0])
-    bam = outdir / f"zoo_{sort}.bam"
-    with pysam.AlignmentFile(str(bam), "wb", header=hdr) as out:
-        for name, flag, tid, pos, mtid, mpos, nh, hi, mq, cig in recs:
-            a = pysam.AlignedSegment(out.header)
-            a.query_name = name
-            a.flag = flag
-            a.reference_id = tid
-            a.reference_start = pos
-            a.next_reference_id = mtid
-            a.next_reference_start = mpos
-            a.mapping_quality = mq
-            if not flag & 4:
-                a.cigartuples = cig or [(0, rl)]
-            a.query_sequence = "A" * rl
-            a.query_qualities = pysam.qualitystring_to_array("I" * rl)
-            if nh >= 0:
-                a.set_tag("NH", nh)
-            if hi >= 0:
-                a.set_tag("HI", hi)
-            out.write(a)
-    return bam, gtf
-
-
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
     require_tool("featureCounts")
@@ -373,7 +205,7 @@ def test_same_strand_pair_is_checked_per_mate(tmp_path):
 @pytest.mark.parametrize("strand", [0, 2])
 def test_flag_zoo_vs_naive_reference(tmp_path, strand):
     """The same records against the pysam reference of the rules (runs without featureCounts)."""
-    from naive_count import naive_count
+    from tests.helpers.naive_count import naive_count
 
     bam, gtf = make_flag_zoo(tmp_path, n=800, seed=9)
     for kwargs in ({}, {"multi_mapping": True, "fraction": True}, {"ignore_dup": True, "min_mapq": 1}):

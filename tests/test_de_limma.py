@@ -18,7 +18,7 @@ from scipy.optimize import minimize_scalar
 from scipy.stats import false_discovery_control, pearsonr
 
 from cfrna.de import limma as L
-from tests.conftest import require_shared, require_tool
+from tests.conftest import require_module, require_shared, require_tool
 
 R_SCRIPT = r"""
 suppressPackageStartupMessages({library(limma); library(statmod)})
@@ -239,8 +239,8 @@ def test_small_helpers():
         assert polygamma(1, L.trigamma_inverse(v)[0]) == pytest.approx(v, rel=1e-7)
 
 
-def test_lowess_matches_statsmodels_when_available():
-    sm = pytest.importorskip("statsmodels.nonparametric.smoothers_lowess")
+def test_lowess_matches_statsmodels():
+    sm = require_module("statsmodels.nonparametric.smoothers_lowess")  # installed with scanpy
     rng = np.random.default_rng(2)
     x = np.sort(rng.uniform(0, 10, 500))
     y = np.sin(x) + rng.normal(0, 0.3, 500)

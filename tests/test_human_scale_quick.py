@@ -13,13 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks import human_scale as hs
+from tests.conftest import require_shared, require_tool
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT))
-
-from conftest import require_shared, require_tool  # noqa: E402
-
-from benchmarks import human_scale as hs  # noqa: E402
 
 
 def test_copy_ids_unique_and_gencode_shaped():

@@ -5,21 +5,18 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report_fixtures import PLANTED_DOWN, PLANTED_UP, build_results, require_vendor
-
 from cfrna.cli import main
 from cfrna.errors import InputFormatError, ToolMissingError
 from cfrna.report import html as rhtml
 from cfrna.report import run_report
 from cfrna.report.data import collect, decode, pca, plot_subset
+from tests.helpers.report import PLANTED_DOWN, PLANTED_UP, build_results, require_vendor
 
 
 @pytest.fixture(scope="module")

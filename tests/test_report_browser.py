@@ -6,15 +6,13 @@ import contextlib
 import csv
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import require_tool
-from report_fixtures import build_results, require_vendor
+from tests.conftest import require_module, require_tool
+from tests.helpers.report import build_results, require_vendor
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -44,7 +42,7 @@ def page(tmp_path):
     """A fresh Chromium (system binary, own profile) whose every non-file:// request is blocked and recorded."""
     exe = require_tool("chromium")
     require_vendor()
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = require_module("playwright.sync_api")
     attempts: list[str] = []
     errors: list[str] = []
     with sync_api.sync_playwright() as pw:
@@ -245,7 +243,7 @@ def visit_every_tab(page, html: Path) -> dict[str, int]:
         tab.click()
         assert page.locator(f"#panel-{name}").is_visible(), name
         # tables and plots fill asynchronously: wait until nothing is empty, then say what stayed empty
-        with contextlib.suppress(pytest.importorskip("playwright.sync_api").TimeoutError):
+        with contextlib.suppress(require_module("playwright.sync_api").TimeoutError):
             page.wait_for_function(f"({_EMPTY_PARTS})().empty.length === 0", timeout=15_000)
         state = page.evaluate(_EMPTY_PARTS)
         assert state["empty"] == [], f"tab {name}: empty {state['empty']}; page errors: {page.errors}"
