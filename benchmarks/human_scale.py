@@ -62,7 +62,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.align import _minimap2_ok  # noqa: E402
 from benchmarks.count import fc_counts, timed  # noqa: E402
 
 GENCODE_CHR19 = Path(os.environ.get(
@@ -92,8 +91,22 @@ class Scale:
 
 FULL = Scale("full", copies=22, window=None, se_reads=20_000_000, pe_pairs=10_000_000,
              count_se=20_000_000, count_pe=10_000_000)
-QUICK = Scale("quick", copies=4, window=6_000_000, se_reads=100_000, pe_pairs=50_000,
-              count_se=100_000, count_pe=50_000)
+QUICK = Scale("quick", copies=3, window=4_000_000, se_reads=40_000, pe_pairs=20_000,
+              count_se=40_000, count_pe=20_000)
+
+
+def minimap2_version(path: str) -> str | None:
+    """``minimap2 --version`` of a binary that has the ``splice:sr`` preset (added in 2.29), else None.
+
+    cfrna's mappy is 2.31; a 2.29/2.30 CLI reads the same ``.mmi`` and has the same preset (the
+    version is recorded with the results). Debian's 2.24 silently ignores ``:sr``: refused.
+    """
+    try:
+        v = subprocess.run([path, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+        major, minor = (int(x) for x in v.split("-")[0].split(".")[:2])
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return None
+    return v if (major, minor) >= (2, 29) else None
 
 
 def cache_root() -> Path:
@@ -449,44 +462,76 @@ def _cigar(blocks: list[tuple[int, int]]) -> str:
     return "".join(parts)
 
 
+def _mate_blocks(space, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str], list]:
+    """Leftmost 0-based start, end and CIGAR of the molecule-space intervals [a, b).
+
+    Vectorised for the reads inside one segment (most of them); the spliced ones go through
+    :func:`_blocks`.
+    """
+    k0 = np.searchsorted(space.seg_space, a, side="right") - 1
+    k1 = np.searchsorted(space.seg_space, b - 1, side="right") - 1
+    minus = space.seg_minus[k0]
+    d = a - space.seg_space[k0]
+    start = np.where(minus, space.seg_gend[k0] - d - (b - a), space.seg_gstart[k0] + d).astype(np.int64)
+    end = start + (b - a)
+    cigar = [f"{n}M" for n in (b - a).tolist()]
+    for i in np.flatnonzero(k0 != k1).tolist():
+        bl = _blocks(space, int(a[i]), int(b[i]))
+        start[i], end[i], cigar[i] = bl[0][0], bl[-1][1], _cigar(bl)
+    return start, end, cigar
+
+
+def _mate_strings(codes: np.ndarray, quals: np.ndarray, rl: np.ndarray, rev: np.ndarray) -> tuple[list[str], list[str]]:
+    """SEQ and QUAL of each read's first ``rl`` bases, reverse-complemented where ``rev`` (SAM stores the
+    reference strand)."""
+    n, L = codes.shape
+    j = np.arange(L)
+    idx = np.where(rev[:, None], np.maximum(rl[:, None] - 1 - j, 0), j)
+    c = np.take_along_axis(codes, idx, axis=1)
+    c = np.where(rev[:, None], _COMP[c], c)
+    q = np.take_along_axis(quals, idx, axis=1)
+    sb, qb = BASES[c].tobytes().decode(), q.tobytes().decode()
+    ends = rl.tolist()
+    return ([sb[i * L: i * L + e] for i, e in enumerate(ends)], [qb[i * L: i * L + e] for i, e in enumerate(ends)])
+
+
 def _sam_records(chrom: str, space, frags, r1_anti: np.ndarray, reads: dict, names: list[bytes], *,
                  paired: bool, nh2: np.ndarray) -> list[str]:
     """SAM lines placing each read at its true position (spliced where the fragment is)."""
-    out = []
     L = READ_LENGTH
-    n = len(frags.start)
-    seqs = {m: BASES[reads[m][0]].tobytes().decode() for m in (("r1", "r2") if paired else ("r1",))}
-    quals = {m: reads[m][1].tobytes().decode() for m in seqs}
-    for i in range(n):
-        st, fl = int(frags.start[i]), int(frags.length[i])
-        rl = min(L, fl)
-        mates = []
-        for m, anti in (("r1", bool(r1_anti[i])), ("r2", not r1_anti[i]))[: 2 if paired else 1]:
-            a, b = (st + fl - rl, st + fl) if anti else (st, st + rl)
-            bl = _blocks(space, a, b)
-            rev = bool(frags.minus[i]) != anti
-            seq, qual = seqs[m][i * L: i * L + rl], quals[m][i * L: i * L + rl]
-            if rev:  # SAM stores the reference strand
-                seq = seq[::-1].translate(_RC)
-                qual = qual[::-1]
-            mates.append((bl, rev, seq, qual))
-        name = names[i].decode()
-        tag = "NH:i:2" if nh2[i] else "NH:i:1"
-        if not paired:
-            bl, rev, seq, qual = mates[0]
-            out.append(f"{name}\t{16 if rev else 0}\t{chrom}\t{bl[0][0] + 1}\t60\t{_cigar(bl)}\t*\t0\t0\t{seq}\t{qual}\t{tag}")
-            continue
-        (b1, rv1, s1, q1), (b2, rv2, s2, q2) = mates
-        tlen = max(b1[-1][1], b2[-1][1]) - min(b1[0][0], b2[0][0])
-        f1 = 1 | 2 | 64 | (16 if rv1 else 0) | (32 if rv2 else 0)
-        f2 = 1 | 2 | 128 | (16 if rv2 else 0) | (32 if rv1 else 0)
-        t1 = tlen if b1[0][0] <= b2[0][0] else -tlen
-        out.append(f"{name}\t{f1}\t{chrom}\t{b1[0][0] + 1}\t60\t{_cigar(b1)}\t=\t{b2[0][0] + 1}\t{t1}\t{s1}\t{q1}\t{tag}")
-        out.append(f"{name}\t{f2}\t{chrom}\t{b2[0][0] + 1}\t60\t{_cigar(b2)}\t=\t{b1[0][0] + 1}\t{-t1}\t{s2}\t{q2}\t{tag}")
+    st = frags.start.astype(np.int64)
+    fl = frags.length.astype(np.int64)
+    rl = np.minimum(L, fl)
+    mates = []
+    for m, anti in (("r1", r1_anti.astype(bool)), ("r2", ~r1_anti.astype(bool)))[: 2 if paired else 1]:
+        a = np.where(anti, st + fl - rl, st)
+        b = a + rl
+        start, end, cigar = _mate_blocks(space, a, b)
+        rev = frags.minus.astype(bool) != anti
+        seq, qual = _mate_strings(reads[m][0], reads[m][1], rl, rev)
+        mates.append((start, end, cigar, rev, seq, qual))
+    name = [x.decode() for x in names]
+    tag = np.where(nh2, "NH:i:2", "NH:i:1").tolist()
+    if not paired:
+        start, _end, cigar, rev, seq, qual = mates[0]
+        flag = np.where(rev, 16, 0).tolist()
+        pos = (start + 1).tolist()
+        return [f"{name[i]}\t{flag[i]}\t{chrom}\t{pos[i]}\t60\t{cigar[i]}\t*\t0\t0\t{seq[i]}\t{qual[i]}\t{tag[i]}"
+                for i in range(len(name))]
+    (s1, e1, c1, rv1, q1s, q1q), (s2, e2, c2, rv2, q2s, q2q) = mates
+    tlen = np.maximum(e1, e2) - np.minimum(s1, s2)
+    t1 = np.where(s1 <= s2, tlen, -tlen)
+    f1 = (1 | 2 | 64 | np.where(rv1, 16, 0) | np.where(rv2, 32, 0)).tolist()
+    f2 = (1 | 2 | 128 | np.where(rv2, 16, 0) | np.where(rv1, 32, 0)).tolist()
+    p1, p2, t1l = (s1 + 1).tolist(), (s2 + 1).tolist(), t1.tolist()
+    out = []
+    for i in range(len(name)):
+        out.append(f"{name[i]}\t{f1[i]}\t{chrom}\t{p1[i]}\t60\t{c1[i]}\t=\t{p2[i]}\t{t1l[i]}\t{q1s[i]}\t{q1q[i]}\t{tag[i]}")
+        out.append(f"{name[i]}\t{f2[i]}\t{chrom}\t{p2[i]}\t60\t{c2[i]}\t=\t{p1[i]}\t{-t1l[i]}\t{q2s[i]}\t{q2q[i]}\t{tag[i]}")
     return out
 
 
-_RC = str.maketrans("ACGTN", "TGCAN")
+_COMP = np.array([3, 2, 1, 0, 4], dtype=np.uint8)
 
 
 def simulate_sample(scale: Scale, data: Path, gtf: Path, *, sample: str, n_fragments: int, paired: bool, seed: int,
@@ -838,7 +883,8 @@ def prepare(scale: Scale, stages: set[str], *, seed: int, count_se: int, count_p
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes (24 Mb, 1,340 genes, 100k reads): checks only")
+    ap.add_argument("--quick", action="store_true",
+                    help="small sizes (12 Mb, 3 x chr19 0-4 Mb, 40k reads; no STAR; alignment at 2 threads): checks only")
     ap.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
                     help="what to measure (default: everything)")
     ap.add_argument("--libs", nargs="+", choices=["se", "pe"], default=["se", "pe"],
@@ -849,8 +895,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="records of the SE counting BAM (PE: half as many pairs) (default: the scale's read numbers)")
     ap.add_argument("--contigs", type=int, default=None,
                     help="full-size chr19 copies (default: 22 = 1.29 Gb, 66k genes; e.g. 4 = 234 Mb for a mid-size run)")
-    ap.add_argument("--no-star", action="store_true", help="skip STAR (index and alignment)")
-    ap.add_argument("--minimap2", default=None, help="a minimap2 >= 2.31 binary (index -d and alignment)")
+    ap.add_argument("--align-reads", type=int, default=None,
+                    help="SE reads of the alignment FASTQs (PE: half as many pairs) (default: the scale's; "
+                         "full: 20 M / 10 M pairs)")
+    ap.add_argument("--no-star", action="store_true", help="skip STAR (index and alignment; always skipped by --quick)")
+    ap.add_argument("--minimap2", default=None, help="a minimap2 >= 2.29 binary (index -d and alignment)")
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--workdir", default=None, help="scratch folder (default: <cache>/run-<scale>)")
     ap.add_argument("--json", default=None, help="write the results here")
@@ -860,14 +909,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.contigs < 1:
             ap.error("--contigs must be at least 1")
         scale = dataclasses.replace(scale, name=f"{scale.name}{args.contigs}", copies=args.contigs)
-    if args.minimap2 and not _minimap2_ok(args.minimap2):
-        ap.error(f"{args.minimap2}: not minimap2 >= 2.31 (older versions ignore splice:sr)")
+    mm2_version = minimap2_version(args.minimap2) if args.minimap2 else None
+    if args.minimap2 and mm2_version is None:
+        ap.error(f"{args.minimap2}: not minimap2 >= 2.29 (older versions have no splice:sr preset)")
+    if args.align_reads is not None:
+        if args.align_reads < 2:
+            ap.error("--align-reads must be at least 2")
+        scale = dataclasses.replace(scale, se_reads=args.align_reads, pe_pairs=args.align_reads // 2)
+    star = not (args.no_star or args.quick)
+    # quick: alignment only at the largest thread count (every cell loads an index; checks, not speed)
+    align_threads = [max(args.threads)] if args.quick else args.threads
     count_se = args.count_reads or scale.count_se
     count_pe = (args.count_reads // 2) if args.count_reads else scale.count_pe
     stages = set(args.stages)
     t_start = time.perf_counter()
     results: dict = {"scale": scale.name, "seed": args.seed, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                     "load_avg_start": os.getloadavg(), "cpus": os.cpu_count()}
+                     "load_avg_start": os.getloadavg(), "cpus": os.cpu_count(), "minimap2_cli": mm2_version}
     p = prepare(scale, stages, seed=args.seed, count_se=count_se, count_pe=count_pe, libs=args.libs)
     results["data"] = p["meta"]
     wd = Path(args.workdir) if args.workdir else cache_root() / f"run-{scale.name}"
@@ -883,9 +940,9 @@ def main(argv: list[str] | None = None) -> int:
     index = None
     if stages & {"index", "align", "qc"}:
         index = measure_index(p["fa"], p["gtf"], wd, threads=max(args.threads), minimap2=args.minimap2,
-                              star=not args.no_star, results=results)
+                              star=star, results=results)
     if "align" in stages:
-        measure_align(index, p["fastq"], wd, threads=args.threads, minimap2=args.minimap2, results=results)
+        measure_align(index, p["fastq"], wd, threads=align_threads, minimap2=args.minimap2, results=results)
     if stages & {"trim", "qc"}:
         measure_sample_path(p["fastq"], p["fa"], p["gtf"], index["mappy"], wd, threads=max(args.threads),
                             results=results)

@@ -1,5 +1,6 @@
-"""benchmarks/human_scale.py: the data are GENCODE-tiled and seeded; ``--quick`` runs every stage and its
-counts equal featureCounts (per gene and per category) on its SE and PE BAMs at 1 and 2 threads."""
+"""benchmarks/human_scale.py: the data are GENCODE-tiled and seeded; ``--quick`` runs every stage (STAR
+excluded) and its counts equal featureCounts (per gene and per category) on its SE and PE BAMs at 1 and 2
+threads. ``--quick`` is meant for CI: under 3 minutes of wall on 2 cores."""
 
 from __future__ import annotations
 
@@ -68,22 +69,31 @@ def test_refuses_an_old_minimap2(tmp_path):
     with pytest.raises(SystemExit) as exc:
         hs.main(["--quick", "--minimap2", str(fake)])
     assert exc.value.code == 2
+    fake.write_text("#!/bin/sh\necho 2.30-r1299-dirty\n")  # has splice:sr (2.29+)
+    assert hs.minimap2_version(str(fake)) == "2.30-r1299-dirty"
+    assert hs.minimap2_version(str(tmp_path / "missing")) is None
+
+
+def test_rejects_a_bad_read_number():
+    with pytest.raises(SystemExit) as exc:
+        hs.main(["--quick", "--align-reads", "1"])
+    assert exc.value.code == 2
 
 
 @pytest.mark.slow
 def test_quick_run_counts_equal_featurecounts(tmp_path):
     require_shared("encode_chr19", hs.GENCODE_CHR19.name)
-    for tool in ("featureCounts", "STAR", "samtools"):
+    for tool in ("featureCounts", "samtools"):
         require_tool(tool)
     out = tmp_path / "quick.json"
     env = {**os.environ, "CFRNA_BENCH_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "human_scale.py"), "--quick", "--json", str(out)],
-                          capture_output=True, text=True, env=env, timeout=1200)
+                          capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["counts_identical"] is True
     for lib in ("count_se", "count_pe"):
-        assert res[lib]["records"] >= 100_000
+        assert res[lib]["records"] >= 40_000
         for t in ("T1", "T2"):
             cell = res[lib][t]
             assert cell["identical_genes"] and cell["identical_categories"], (lib, t, cell)
@@ -92,14 +102,13 @@ def test_quick_run_counts_equal_featurecounts(tmp_path):
     assert ann["count_sample1"]["layout_from_cache"] is False
     assert ann["count_sample2"]["layout_from_cache"] is True
     assert {"read_gtf_pandas", "count_layout_cold", "count_layout_cached"} <= set(ann)
-    assert {"mappy", "star"} <= set(res["index"])
+    assert set(res["index"]) == {"mappy"}  # no STAR in --quick
     for lib in ("align_se", "align_pe"):
-        for tool in ("mappy", "star"):
-            for t in ("T1", "T2"):
-                assert res[lib][f"{tool}_T{t[1]}"]["mapping_rate"] > 0.8, (lib, tool, t)
+        assert set(res[lib]) == {"reads", "mappy_T2"}
+        assert res[lib]["mappy_T2"]["mapping_rate"] > 0.8, lib
     assert {"trim_se", "trim_pe", "align_se", "count_pe", "qc_cohort"} <= set(res["per_sample"])
     genome = res["data"]["genome"]
-    assert genome["bp"] == 4 * 6_000_000
+    assert genome["bp"] == 3 * 4_000_000
     assert 0.3 < sum(v["genome_fraction"] for v in genome["placed"].values()) < 0.6
     src = res["data"]["reads_se"]["source_fraction"]
     assert src["mrna"] > 0.6 and src["pre"] > 0.05 and src["gdna"] > 0.01
