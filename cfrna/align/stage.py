@@ -40,7 +40,7 @@ class IndexSettings:
 
 
 def run_index(*, fasta: str | os.PathLike, gtf: str | os.PathLike | None = None, outdir: str | os.PathLike,
-              settings: IndexSettings | None = None) -> StageResult:
+              settings: IndexSettings = IndexSettings()) -> StageResult:
     """Build (or reuse) the aligner index of ``fasta`` (+ ``gtf`` junctions) in the cache folder ``outdir``.
 
     The index goes to ``outdir/<aligner>-<content hash>/`` and is reused when a complete one with the
@@ -48,7 +48,6 @@ def run_index(*, fasta: str | os.PathLike, gtf: str | os.PathLike | None = None,
     """
     from cfrna.align.index import build_index
 
-    settings = settings or IndexSettings()
     path = build_index(fasta, gtf, outdir, **dataclasses.asdict(settings))
     return StageResult(stage="index", outputs={"index": Path(path)},
                        summary={"aligner": settings.aligner, "index": str(path)})
@@ -82,7 +81,7 @@ class AlignSettings:
 def run_align(*, sample: str, fastq_1: str | os.PathLike, fastq_2: str | os.PathLike | None = None,
               fasta: str | os.PathLike, gtf: str | os.PathLike | None = None,
               index: str | os.PathLike | None = None, strandedness: str = "auto",
-              outdir: str | os.PathLike, settings: AlignSettings | None = None) -> StageResult:
+              outdir: str | os.PathLike, settings: AlignSettings = AlignSettings()) -> StageResult:
     """Align one sample: ``<sample>.bam``, ``.bam.bai`` and ``<sample>.align.json`` in ``outdir``.
 
     Parameters
@@ -110,7 +109,6 @@ def run_align(*, sample: str, fastq_1: str | os.PathLike, fastq_2: str | os.Path
     """
     from cfrna.align import align_reads
 
-    settings = settings or AlignSettings()
     stats = align_reads(sample, fastq_1, fastq_2, fasta, gtf, outdir, index=index, strandedness=strandedness,
                         **dataclasses.asdict(settings))
     lay = OutputLayout.in_stage_folder("align", outdir)

@@ -56,7 +56,7 @@ class CountSettings:
 
 def run_count(*, bam: str | os.PathLike, gtf: str | os.PathLike, sample: str | None = None, paired: bool = False,
               strandedness: str | None = None, align_json: str | os.PathLike | None = None,
-              outdir: str | os.PathLike, settings: CountSettings | None = None,
+              outdir: str | os.PathLike, settings: CountSettings = CountSettings(),
               out: str | os.PathLike | None = None, dedup_out: str | os.PathLike | None = None) -> StageResult:
     """Count one sample: ``<sample>.counts.tsv``, ``.counts.tsv.summary`` and ``.counts.tsv.stats.json`` in ``outdir``.
 
@@ -95,7 +95,6 @@ def run_count(*, bam: str | os.PathLike, gtf: str | os.PathLike, sample: str | N
                           where=f"sample {sample}" if sample else str(bam))
     if strandedness is None:
         strandedness = strandedness_from(str(align_json))
-    settings = settings or CountSettings()
     if out is None:
         if sample is None:
             raise ConfigError("count needs the sample id to name its outputs", where=str(bam), hint="give sample=")

@@ -32,7 +32,7 @@ class ValidateSettings:
 
 def run_validate(*, samplesheet: str | os.PathLike, contrasts: str | os.PathLike | None = None,
                  gtf: str | os.PathLike | None = None, fasta: str | os.PathLike | None = None,
-                 outdir: str | os.PathLike | None = None, settings: ValidateSettings | None = None,
+                 outdir: str | os.PathLike | None = None, settings: ValidateSettings = ValidateSettings(),
                  normalized: str | os.PathLike | None = None) -> StageResult:
     """Check the samplesheet, contrasts and GTF (against the FASTA) before anything runs.
 
@@ -58,7 +58,6 @@ def run_validate(*, samplesheet: str | os.PathLike, contrasts: str | os.PathLike
     """
     from cfrna.pipeline.validate import validate_inputs, write_normalized
 
-    settings = settings or ValidateSettings()
     v = validate_inputs(samplesheet, contrasts=contrasts, gtf=gtf, fasta=fasta,
                         metadata_only=settings.metadata_only)
     outputs: dict[str, Path] = {}
@@ -88,7 +87,7 @@ class ProvenanceSettings:
 def run_provenance(*, samplesheet: str | os.PathLike, fasta: str | os.PathLike, gtf: str | os.PathLike,
                    contrasts: str | os.PathLike | None = None, gene_sets: list | tuple = (),
                    params: dict | None = None, outdir: str | os.PathLike,
-                   settings: ProvenanceSettings | None = None) -> StageResult:
+                   settings: ProvenanceSettings = ProvenanceSettings()) -> StageResult:
     """Write ``params.json``, ``software_versions.yml`` and ``input_checksums.tsv`` into ``outdir``.
 
     Parameters
@@ -106,7 +105,6 @@ def run_provenance(*, samplesheet: str | os.PathLike, fasta: str | os.PathLike, 
     from cfrna.io.samplesheet import read_samplesheet
     from cfrna.pipeline import provenance
 
-    settings = settings or ProvenanceSettings()
     lay = OutputLayout.in_stage_folder("pipeline_info", outdir)
     if params is None:
         params = {"samplesheet": Path(samplesheet).name, "fasta": Path(fasta).name, "gtf": Path(gtf).name,

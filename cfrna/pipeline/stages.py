@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 
 from cfrna.pipeline.layout import OutputLayout
 
-__all__ = ["STAGES", "Stage", "StageResult", "get_stage", "settings_from", "stage_table",
-           "TABLE_BEGIN", "TABLE_END"]
+__all__ = ["OUTPUT_OVERRIDES", "STAGES", "TABLE_BEGIN", "TABLE_END", "Stage", "StageResult", "get_stage",
+           "settings_from", "stage_table"]
 
 
 @dataclass
@@ -137,7 +137,7 @@ def _resolve(spec: str, layout: OutputLayout, ids: Mapping[str, str]) -> Path | 
 
 #: the stages in run order
 STAGES: tuple[Stage, ...] = (
-    Stage("validate", "cfrna.io.stage:run_validate", "validate", "workflow/modules/local/validate",
+    Stage("validate", "cfrna.pipeline.stage:run_validate", "validate", "workflow/modules/local/validate",
           ("samplesheet", "contrasts", "gtf", "fasta"), ("validated_samplesheet",)),
     Stage("index", "cfrna.align.stage:run_index", "index", "workflow/modules/local/index",
           ("fasta", "gtf"), ("<index cache>/<aligner>-<hash>/",)),
@@ -145,30 +145,34 @@ STAGES: tuple[Stage, ...] = (
           ("sample", "fastq_1", "fastq_2"),
           ("trimmed_fastq(sample)", "trim_json(sample)")),
     Stage("align", "cfrna.align.stage:run_align", "align", "workflow/modules/local/align",
-          ("sample", "fastq_1", "fastq_2", "fasta", "gtf", "index"),
+          ("sample", "fastq_1", "fastq_2", "fasta", "gtf", "index", "strandedness"),
           ("bam(sample)", "bai(sample)", "align_json(sample)")),
     Stage("count", "cfrna.count.stage:run_count", "count", "workflow/modules/local/count",
-          ("sample", "bam", "gtf", "align_json"),
+          ("bam", "gtf", "sample", "paired", "strandedness", "align_json"),
           ("counts(sample)", "counts_summary(sample)", "counts_stats(sample)")),
     Stage("qc", "cfrna.qc.stage:run_qc", "qc", "workflow/modules/local/qc",
           ("samplesheet", "gtf", "counts_dir", "align_dir", "trim_dir"),
           ("qc_json(sample)", "qc_summary", "qc_thresholds", "multiqc_dir")),
     Stage("matrix", "cfrna.matrix.stage:run_matrix", "matrix", "workflow/modules/local/matrix",
           ("samplesheet", "gtf", "counts_dir", "qc_summary", "sample_errors"),
-          ("gene_counts", "gene_annotation", "samples_table")),
+          ("gene_counts", "gene_annotation", "samples_table", "h5ad")),
     Stage("de", "cfrna.de.stage:run_de", "de", "workflow/modules/local/de",
-          ("counts", "samplesheet", "contrasts", "samples_table", "gtf"),
+          ("counts", "samplesheet", "contrasts", "samples_table", "gtf", "annotation", "h5ad"),
           ("deseq2_table(contrast)", "sensitivity_table(contrast)", "design", "normalized_counts", "vst",
-           "size_factors")),
+           "size_factors", "h5ad")),
     Stage("pathways", "cfrna.pathways.stage:run_pathways", "pathways", "workflow/modules/local/pathways",
-          ("de_dir", "gtf", "gene_sets", "samplesheet", "samples_table"),
-          ("gsea_table(contrast)", "signature_scores", "signature_association", "gene_set_coverage")),
+          ("de_dir", "gtf", "gene_sets", "samplesheet", "samples_table", "h5ad"),
+          ("gsea_table(contrast)", "signature_scores", "signature_association", "gene_set_coverage", "h5ad")),
     Stage("report", "cfrna.report.stage:run_report", "report", "workflow/modules/local/report",
-          ("results_dir",), ("report_html", "h5ad")),
+          ("h5ad", "qc_summary", "params_json", "software_versions", "input_checksums"), ("report_html",)),
     Stage("provenance", "cfrna.pipeline.stage:run_provenance", "provenance", "workflow/modules/local/provenance",
           ("samplesheet", "fasta", "gtf", "contrasts", "gene_sets", "params"),
           ("params_json", "software_versions", "input_checksums")),
 )
+
+#: keyword parameters of a stage function that name an output file instead of the layout's (CLI options
+#: such as ``cfrna count --out``); neither inputs nor ``outdir``/``settings``
+OUTPUT_OVERRIDES: dict[str, tuple[str, ...]] = {"validate": ("normalized",), "count": ("out", "dedup_out")}
 
 _BY_NAME = {s.name: s for s in STAGES}
 

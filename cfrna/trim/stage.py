@@ -48,7 +48,7 @@ class TrimSettings:
 
 
 def run_trim(*, sample: str, fastq_1: str | os.PathLike, fastq_2: str | os.PathLike | None = None,
-             outdir: str | os.PathLike, settings: TrimSettings | None = None) -> StageResult:
+             outdir: str | os.PathLike, settings: TrimSettings = TrimSettings()) -> StageResult:
     """Trim one sample: ``<sample>_1.trimmed.fastq.gz`` (``_2`` for pairs) and ``<sample>.trim.json`` in ``outdir``.
 
     Parameters
@@ -69,7 +69,6 @@ def run_trim(*, sample: str, fastq_1: str | os.PathLike, fastq_2: str | os.PathL
     """
     from cfrna.trim import trim_reads
 
-    settings = settings or TrimSettings()
     stats = trim_reads(sample, fastq_1, fastq_2, outdir, **dataclasses.asdict(settings))
     lay = OutputLayout.in_stage_folder("trim", outdir)
     outputs = {"trim_1": lay.trimmed_fastq(sample, 1)}
