@@ -52,9 +52,11 @@ def options_from_args(args: argparse.Namespace, **override) -> RunOptions:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cfrna.pipeline.layout import OutputLayout
+
     res = run_pipeline(options_from_args(args))
     if res["failed"]:
         print(f"warning: {len(res['failed'])} sample(s) failed and were excluded "
-              f"(see {args.outdir}/pipeline_info/sample_errors.tsv): {', '.join(res['failed'])}")
+              f"(see {OutputLayout(args.outdir).sample_errors}): {', '.join(res['failed'])}")
     print(res["report"])
     return 0
