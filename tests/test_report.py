@@ -13,9 +13,10 @@ import pytest
 
 from cfrna.cli import main
 from cfrna.errors import InputFormatError, ToolMissingError
+from cfrna.matrix.pca import pca
 from cfrna.report import html as rhtml
-from cfrna.report import run_report
-from cfrna.report.data import collect, decode, pca, plot_subset
+from cfrna.report import report_folder
+from cfrna.report.data import collect, decode, plot_subset
 from tests.helpers.report import PLANTED_DOWN, PLANTED_UP, build_results, require_vendor
 
 
@@ -154,7 +155,7 @@ def test_plot_subset_thins_background_keeps_significant() -> None:
 
 
 def test_report_html_is_self_contained(results: Path) -> None:
-    out = run_report(results, title="Trial </script><b>x</b>", anndata=False)
+    out = report_folder(results, title="Trial </script><b>x</b>", anndata=False)
     assert out == results / "report" / "index.html"
     text = out.read_text(encoding="utf-8")
     assert not re.search(r'src\s*=\s*["\']?(https?:)?//', text, re.I)
@@ -220,13 +221,13 @@ def test_optional_pieces_absent_degrade_with_notes(tmp_path: Path) -> None:
     notes = " ".join(d["notes"])
     for word in ("No differential expression", "normalized_counts", "vst", "pipeline_info", "gene_annotation"):
         assert word in notes
-    assert run_report(res, anndata=False).is_file()
+    assert report_folder(res, anndata=False).is_file()
 
 
 def test_vendor_missing_is_a_clear_error(results: Path, monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(rhtml, "VENDOR", tmp_path / "empty")
     with pytest.raises(ToolMissingError, match="run scripts/vendor_js.sh"):
-        run_report(results, anndata=False)
+        report_folder(results, anndata=False)
 
 
 def test_cli_report(results: Path, tmp_path: Path, capsys) -> None:
@@ -258,7 +259,7 @@ def test_stale_tables_are_not_this_runs(tmp_path: Path) -> None:
     assert "GONE_V0" not in [r[0] for r in d["qc"]["rows"]]
     assert d["meta"]["n_samples"] == 12
     assert any("GONE_V0" in n and "samples.tsv" in n for n in d["notes"])
-    text = run_report(res, anndata=False).read_text(encoding="utf-8")
+    text = report_folder(res, anndata=False).read_text(encoding="utf-8")
     assert '"id":"old"' not in text and '"old":{' not in text  # neither a DE nor a GSEA block
     assert text.count('id="cfrna-contrast-') == 1  # the second declared contrast only
 
@@ -344,7 +345,7 @@ def test_real_run_stale_contrast_not_in_report_or_h5ad(pipeline_run: Path, tmp_p
     first = pd.read_csv(res / "de" / "design.tsv", sep="\t", dtype=str)["contrast"].iloc[0]
     shutil.copy(res / "de" / f"{first}.deseq2.tsv", res / "de" / "old.deseq2.tsv")
     shutil.copy(res / "pathways" / f"{first}.gsea.tsv", res / "pathways" / "old.gsea.tsv")
-    out = run_report(res, anndata=True)
+    out = report_folder(res, anndata=True)
     payload = _payload_from_html(out)
     ids = [c["id"] for c in payload["contrasts"]]
     assert "old" not in ids and "old" not in payload["pathways"] and first in ids

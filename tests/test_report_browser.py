@@ -30,11 +30,11 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
-    from cfrna.report import run_report
+    from cfrna.report import report_folder
 
     require_vendor()
     out = build_results(tmp_path_factory.mktemp("results"))
-    return run_report(out, title="Browser test", anndata=False)
+    return report_folder(out, title="Browser test", anndata=False)
 
 
 @pytest.fixture()
@@ -202,10 +202,10 @@ def test_report_end_to_end_in_chromium(report: Path, page, tmp_path: Path) -> No
 
 
 def test_report_without_de_in_chromium(tmp_path: Path, page) -> None:
-    from cfrna.report import run_report
+    from cfrna.report import report_folder
 
     out = build_results(tmp_path / "res", with_de=False, with_pathways=False, with_info=False)
-    html = run_report(out, anndata=False)
+    html = report_folder(out, anndata=False)
     page.goto(html.as_uri())
     page.wait_for_selector("body[data-ready='1']", timeout=30_000)
     assert page.locator('[data-tab="de"]').is_hidden()

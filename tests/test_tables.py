@@ -197,3 +197,80 @@ def test_gene_matrix_reader_fuzz(tmp_path, edits, cut, which, gz):
         assert "\n" not in exc.one_line()
     else:
         assert df.shape[1] >= 1 and df.index.is_unique
+
+
+# ------------------------------------------------------------------ the other table readers and the writer
+def test_samples_table_and_qc_summary_excluded(tmp_path):
+    from cfrna.io.tables import read_qc_summary, read_samples_table
+
+    p = tmp_path / "samples.tsv"
+    p.write_text("sample\tflare\texcluded\tqc_reasons\n01\tflare\tTrue\tlow\n02\tno\t\t\n03\tno\tyes\t\n04\tno\t0\t\n")
+    st = read_samples_table(p)
+    assert list(st.index) == ["01", "02", "03", "04"]  # ids stay text
+    assert st["excluded"].tolist() == [True, False, True, False]
+    assert st["qc_reasons"].tolist() == ["low", "", "", ""]
+    p.write_text("sample\tflare\n01\tflare\n")
+    assert read_samples_table(p)["excluded"].tolist() == [False]
+    p.write_text("id\tflare\n01\tflare\n")
+    with pytest.raises(InputFormatError, match=r"samples\.tsv.*samples table lacks column\(s\) sample.*matrix/samples\.tsv"):
+        read_samples_table(p)
+    q = tmp_path / "qc_summary.tsv"
+    q.write_text("sample\tstatus\texcluded\nA\tfail\ttrue\nB\tpass\tfalse\n")
+    assert read_qc_summary(q)["excluded"].tolist() == [True, False]
+    q.write_text("sample\tmapping_rate\nA\t0.9\n")
+    with pytest.raises(InputFormatError, match="QC summary lacks column.*status"):
+        read_qc_summary(q)
+
+
+def test_expression_sample_counts_json_yaml(tmp_path):
+    from cfrna.io.tables import read_expression, read_json, read_sample_counts, read_yaml
+
+    e = tmp_path / "vst.tsv.gz"
+    e.write_bytes(gzip.compress(b"gene_id\tA\tB\nG1\t1.5\t2\nG2\t3\t4\n"))  # gzip by content
+    df = read_expression(e)
+    assert df.dtypes.unique().tolist() == [np.float32] and df.loc["G2", "B"] == 4
+    t = tmp_path / "t.tsv"
+    t.write_text("sample\tG1\tG2\nA\t1\t2\n")  # sample-major: transposed
+    assert read_expression(t, dtype=float).loc["G2", "A"] == 2.0
+    t.write_text("gene_id\tA\nG1\tx\n")
+    with pytest.raises(InputFormatError, match=r"t\.tsv.*norm has a non-numeric value"):
+        read_expression(t, what="norm")
+    c = tmp_path / "s1.counts.tsv"
+    c.write_text("gene_id\tcount\nG1\t3\nG2\tnope\n")
+    with pytest.raises(InputFormatError, match=r"s1\.counts\.tsv:3: count is not a number"):
+        read_sample_counts(c)
+    c.write_text("gene_id\tcount\nG1\t3\nG1\t4\n")
+    with pytest.raises(InputFormatError, match="duplicate gene_id 'G1'"):
+        read_sample_counts(c)
+    j = tmp_path / "x.json"
+    j.write_text('{"a": 1,\n "b": }')
+    with pytest.raises(InputFormatError, match=r"x\.json:2: broken JSON"):
+        read_json(j, error="broken JSON")
+    j.write_text('{"a": 1}')
+    with pytest.raises(InputFormatError, match="missing key.*b"):
+        read_json(j, required=("a", "b"))
+    y = tmp_path / "v.yml"
+    y.write_text("cfrna:\n  samtools: 1.10\n  n: 3\n")
+    assert read_yaml(y, all_strings=True) == {"cfrna": {"samtools": "1.10", "n": "3"}}
+    assert read_yaml(y)["cfrna"]["samtools"] == 1.1
+    y.write_text("a: [1, 2\nb: 3\n")
+    with pytest.raises(InputFormatError, match=r"v\.yml:\d+: software versions is malformed YAML"):
+        read_yaml(y, what="software versions")
+
+
+def test_write_table_gzip_mode_and_csv(tmp_path):
+    import stat
+
+    from cfrna.io.tables import write_table
+
+    df = pd.DataFrame({"gene_id": ["G1", "G2"], "A": [1, 2]})
+    write_table(tmp_path / "c.tsv.gz", df, file_mode=0o640)
+    raw = (tmp_path / "c.tsv.gz").read_bytes()
+    assert raw[:2] == b"\x1f\x8b" and gzip.decompress(raw) == b"gene_id\tA\nG1\t1\nG2\t2\n"
+    assert stat.S_IMODE((tmp_path / "c.tsv.gz").stat().st_mode) == 0o640
+    write_table(tmp_path / "c2.tsv.gz", df)
+    assert (tmp_path / "c2.tsv.gz").read_bytes() == raw  # no name or time stamp in the gzip header
+    write_table(tmp_path / "c.csv", df)
+    assert (tmp_path / "c.csv").read_text() == "gene_id,A\nG1,1\nG2,2\n"
+    assert read_gene_matrix(tmp_path / "c.tsv.gz").loc["G2", "A"] == 2
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -291,7 +291,8 @@ def read_tsv(path: str | os.PathLike, *, what: str = "table", required: Sequence
     if missing:
         raise InputFormatError(
             f"{what} lacks column(s) {', '.join(missing)} (has: {', '.join(map(str, df.columns[:12]))})",
-            where=str(path), hint="write it with the cfrna stage of the same version (docs/architecture.md)")
+            where=str(path),
+            hint=hint if hint != _REREAD else "write it with the cfrna stage of the same version (docs/architecture.md)")
     return df
 
 

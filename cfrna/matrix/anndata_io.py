@@ -189,6 +189,23 @@ def add_pathways(adata, *, gsea: Mapping[str, pd.DataFrame], scores: pd.DataFram
         adata.uns["signature_association"] = _clean_frame(association)
 
 
+def drop_results(adata) -> bool:
+    """Remove what DE and pathways added (a run without contrasts into a folder that had some); True if
+    anything was removed."""
+    keys = [k for k in ("de", "de_design", "gsea", "signature_association", "pca") if k in adata.uns]
+    varm = [k for k in adata.varm if k.startswith("de_")]
+    layers = [k for k in ("normalized", "vst") if k in adata.layers]
+    for k in keys:
+        del adata.uns[k]
+    for k in varm:
+        del adata.varm[k]
+    for k in layers:
+        del adata.layers[k]
+    if "signature_scores" in adata.obsm:
+        del adata.obsm["signature_scores"]
+    return bool(keys or varm or layers)
+
+
 def add_provenance(adata, *, params: dict | None = None, software_versions: dict | None = None,
                    input_checksums: pd.DataFrame | None = None) -> None:
     """``uns["provenance"]``: run parameters, software versions (dicts) and input checksums (a table)."""

@@ -119,7 +119,7 @@ def preflight(opts: RunOptions):
     from cfrna.qc.filters import load_thresholds
 
     load_thresholds(opts.qc_thresholds)
-    from cfrna.pathways.gmt import default_gmt_paths, read_gmt
+    from cfrna.signatures.gmt import default_gmt_paths, read_gmt
 
     gmts = [Path(g) for g in opts.gene_sets] if opts.gene_sets else default_gmt_paths()
     if not gmts:
@@ -675,53 +675,62 @@ def _run_locked(opts: RunOptions, out: Path, sheet, contrast_ids: list[str]) -> 
             write_table(layout.sample_errors,
                         _frame([{"sample": k, "error": v} for k, v in errors.items()], ["sample", "error"]))
 
-            # 4. QC
-            from cfrna.qc import run_qc
+            # 4. QC (the samplesheet parsed once, in preflight, is passed down to the cohort stages)
+            from cfrna.qc.stage import QcSettings, run_qc
 
-            qc_dir = layout.qc_dir
             sample_outputs = [f for s in ok for f in (layout.counts_stats(s.sample), layout.align_json(s.sample))]
             cohort_step("qc", [opts.samplesheet, opts.gtf, opts.qc_thresholds, *sample_outputs],
                         {"keep_failed": opts.keep_failed, "errors": errors},
                         [layout.qc_summary],
-                        lambda: run_qc(opts.samplesheet, opts.gtf, layout.counts_dir, layout.alignment_dir,
-                                       layout.trimmed_dir, qc_dir, thresholds=opts.qc_thresholds,
-                                       keep_failed=opts.keep_failed))
+                        lambda: run_qc(samplesheet=sheet, gtf=opts.gtf, counts_dir=layout.counts_dir,
+                                       align_dir=layout.alignment_dir, trim_dir=layout.trimmed_dir,
+                                       outdir=layout.qc_dir,
+                                       settings=QcSettings(thresholds=opts.qc_thresholds,
+                                                           keep_failed=opts.keep_failed)))
 
-            # 5. matrix
-            from cfrna.matrix import run_matrix
+            # 5. matrix: the cohort tables and the AnnData carrier (matrix/cfrna.h5ad)
+            from cfrna.matrix.stage import run_matrix
 
-            mdir = layout.matrix_dir
             count_files = [layout.counts(s.sample) for s in ok]
             cohort_step("matrix", [opts.samplesheet, opts.gtf, layout.qc_summary, *count_files],
-                        {"errors": errors}, [layout.gene_counts, layout.samples_table],
-                        lambda: run_matrix(opts.samplesheet, opts.gtf, layout.counts_dir, mdir,
-                                           qc_summary=layout.qc_summary, sample_errors=errors))
+                        {"errors": errors}, [layout.gene_counts, layout.samples_table, layout.h5ad],
+                        lambda: run_matrix(samplesheet=sheet, gtf=opts.gtf, counts_dir=layout.counts_dir,
+                                           qc_summary=layout.qc_summary, sample_errors=errors,
+                                           outdir=layout.matrix_dir))
 
-            # 6. DE and pathways
+            # 6. DE and pathways (each adds its results to the AnnData)
             if opts.contrasts:
-                from cfrna.de import run_de
-                from cfrna.pathways import run_pathways
+                from cfrna.de.stage import DeSettings, run_de
+                from cfrna.pathways.stage import PathwaysSettings, run_pathways
 
-                de_dir = layout.de_dir
                 cohort_step("de", [layout.gene_counts, layout.samples_table, opts.contrasts, opts.gtf],
                             {"keep_failed": opts.keep_failed}, [layout.design],
-                            lambda: run_de(layout.gene_counts, opts.samplesheet, opts.contrasts, de_dir,
-                                           samples_table=layout.samples_table, keep_failed=opts.keep_failed,
-                                           threads=opts.threads, gtf=opts.gtf))
-                pw_dir = layout.pathways_dir
+                            lambda: run_de(counts=layout.gene_counts, samplesheet=sheet, contrasts=opts.contrasts,
+                                           samples_table=layout.samples_table, gtf=opts.gtf, h5ad=layout.h5ad,
+                                           outdir=layout.de_dir,
+                                           settings=DeSettings(keep_failed=opts.keep_failed, threads=opts.threads)))
                 cohort_step("pathways", [layout.design, *opts.gene_sets], {"gene_sets": opts.gene_sets},
                             [layout.signature_scores],
-                            lambda: run_pathways(de_dir, opts.gtf, pw_dir, gene_sets=opts.gene_sets or None,
-                                                 samplesheet=opts.samplesheet,
-                                                 samples_table=layout.samples_table, threads=opts.threads))
+                            lambda: run_pathways(de_dir=layout.de_dir, gtf=opts.gtf, gene_sets=opts.gene_sets or None,
+                                                 samplesheet=sheet, samples_table=layout.samples_table,
+                                                 h5ad=layout.h5ad, outdir=layout.pathways_dir,
+                                                 settings=PathwaysSettings(threads=opts.threads)))
+            else:
+                from cfrna.matrix.anndata_io import drop_results, read_carrier, write_carrier
 
-            # 7. the report and the AnnData (they embed pipeline_info)
-            from cfrna.report import run_report
+                carrier = read_carrier(layout.h5ad)  # kept by --resume: no DE of an earlier run in it
+                if drop_results(carrier):
+                    write_carrier(carrier, layout.h5ad)
+
+            # 7. the report: the AnnData + the QC summary + pipeline_info (recorded in the AnnData)
+            from cfrna.report.stage import ReportSettings, run_report
 
             progress.stage("report", 1)
             trace.append({"step": "report", "sample": "", "status": "COMPLETED", "seconds": 0.0})
             t0 = time.time()
-            run_report(out)
+            run_report(h5ad=layout.h5ad, qc_summary=layout.qc_summary, params_json=layout.params_json,
+                       software_versions=layout.software_versions, input_checksums=layout.input_checksums,
+                       outdir=layout.report_dir, settings=ReportSettings())
             trace[-1]["seconds"] = round(time.time() - t0, 3)
             progress.finished("report", "", "COMPLETED", trace[-1]["seconds"])
             provenance.write_trace(layout.execution_trace, trace)
