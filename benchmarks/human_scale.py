@@ -743,10 +743,10 @@ def measure_count(bam: Path, gtf: Path, wd: Path, *, paired: bool, threads: list
 
 
 def measure_index(fa: Path, gtf: Path, wd: Path, *, threads: int, minimap2: str | None, star: bool,
-                  results: dict) -> dict[str, Path]:
+                  results: dict, mappy: bool = True) -> dict[str, Path]:
     r = results.setdefault("index", {})
     out: dict[str, Path] = {}
-    for aligner in ("mappy", "star") if star else ("mappy",):
+    for aligner in [a for a, on in (("mappy", mappy), ("star", star)) if on]:
         d = wd / f"index_{aligner}"
         shutil.rmtree(d, ignore_errors=True)
         _run(aligner, _py("-q", "index", "--fasta", str(fa), "--gtf", str(gtf), "--aligner", aligner, "--outdir",
@@ -763,10 +763,10 @@ def measure_index(fa: Path, gtf: Path, wd: Path, *, threads: int, minimap2: str 
 def measure_align(index: dict[str, Path], fastq: dict[str, list[Path]], wd: Path, *, threads: list[int],
                   minimap2: str | None, results: dict) -> None:
     """reads/s, CPU and peak RSS per aligner and thread count, via benchmarks/align.py's worker."""
-    tools = [("mappy", index["mappy"])]
+    tools = [("mappy", index["mappy"])] if "mappy" in index else []
     if "star" in index:
         tools.append(("star", index["star"]))
-    if minimap2:
+    if minimap2:  # the mappy index file (same format and preset) and its junctions.bed
         tools.append((minimap2, index["mappy"] / "genome.mmi"))
     for lib, files in fastq.items():
         with gzip.open(files[0], "rb") as fh:
@@ -899,6 +899,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="SE reads of the alignment FASTQs (PE: half as many pairs) (default: the scale's; "
                          "full: 20 M / 10 M pairs)")
     ap.add_argument("--no-star", action="store_true", help="skip STAR (index and alignment; always skipped by --quick)")
+    ap.add_argument("--star-only", action="store_true",
+                    help="index and align with STAR alone (to run it as a separate process next to a --no-star run; "
+                         "use another --workdir)")
     ap.add_argument("--minimap2", default=None, help="a minimap2 >= 2.29 binary (index -d and alignment)")
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--workdir", default=None, help="scratch folder (default: <cache>/run-<scale>)")
@@ -917,6 +920,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--align-reads must be at least 2")
         scale = dataclasses.replace(scale, se_reads=args.align_reads, pe_pairs=args.align_reads // 2)
     star = not (args.no_star or args.quick)
+    if args.star_only and (not star or args.minimap2 or set(args.stages) & {"trim", "qc"}):
+        ap.error("--star-only needs STAR (no --quick/--no-star), no --minimap2 and no trim/qc stage")
     # quick: alignment only at the largest thread count (every cell loads an index; checks, not speed)
     align_threads = [max(args.threads)] if args.quick else args.threads
     count_se = args.count_reads or scale.count_se
@@ -940,7 +945,7 @@ def main(argv: list[str] | None = None) -> int:
     index = None
     if stages & {"index", "align", "qc"}:
         index = measure_index(p["fa"], p["gtf"], wd, threads=max(args.threads), minimap2=args.minimap2,
-                              star=star, results=results)
+                              star=star, results=results, mappy=not args.star_only)
     if "align" in stages:
         measure_align(index, p["fastq"], wd, threads=align_threads, minimap2=args.minimap2, results=results)
     if stages & {"trim", "qc"}:
