@@ -346,6 +346,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="tiny data (20,000 reads, 400 genes) for CI")
     ap.add_argument("--skip-umi-tools", action="store_true")
+    ap.add_argument("--data-only", action="store_true", help="make (or find) the cached data and stop")
     ap.add_argument("--workdir", default=os.environ.get("CFRNA_BENCH_DEDUP", "/tmp/cfrna_bench_dedup"))
     ap.add_argument("--json")
     args = ap.parse_args(argv)
@@ -361,6 +362,8 @@ def main(argv=None) -> int:
     print(f"{bam.name}: {info['records']:,} records ({'pairs' if args.paired else 'single-end'}), "
           f"{info['molecules_seen']:,} molecules seen, duplicate fraction {info['duplicate_fraction']}, "
           f"UMI {UMI_LEN} nt (errors {UMI_ERROR}/base); data made in {info['generate_s']} s (cached)")
+    if args.data_only:
+        return 0
     run_wd = wd / f"run_{bam.stem}"
     run_wd.mkdir(exist_ok=True)
     res = run_bench(bam, gtf, run_wd, paired=args.paired, repeats=args.repeats, threads=args.threads,
@@ -376,8 +379,9 @@ def main(argv=None) -> int:
         print(f"{mine} vs {c['peer']}: {c['wall_x']:.1f}x wall, {c['cpu_x']:.1f}x CPU, peak RSS x{c['rss_ratio']:.2f}; "
               f"genes differing {c['genes_differing']} (totals {c['total']:,} vs {c['peer_total']:,})")
     if args.json:
-        Path(args.json).write_text(json.dumps({"data": info, "results": {k: {kk: vv for kk, vv in v.items()
-                                                                             if kk != "counts"}
+        Path(args.json).write_text(json.dumps({"data": info, "results": {k: {**{kk: vv for kk, vv in v.items()
+                                                                                if kk != "counts"},
+                                                                             "counted": sum(v["counts"].values())}
                                                                          for k, v in res.items()},
                                                "compare": cmp_}, indent=1))
     return 0
