@@ -16,7 +16,7 @@ from cfrna.align.index import build_index
 from cfrna.cli import main
 from cfrna.errors import ConfigError, InputFormatError
 from tests.conftest import require_shared, require_tool
-from tests.test_align_index import toy_genome
+from tests.helpers.genome import toy_genome
 
 ALIGN_KEYS = {"sample", "aligner", "reads", "mapped", "unique", "multi", "unmapped", "mapping_rate",
               "unique_fraction", "multi_fraction", "spliced_fraction", "soft_clipped_fraction", "mismatch_rate",

@@ -8,7 +8,7 @@ import pysam
 import pytest
 
 from cfrna.align.strandedness import call_strandedness, infer_strandedness, strandedness_block
-from tests.test_align_index import toy_genome
+from tests.helpers.genome import toy_genome
 
 
 def _bam(path, reads):

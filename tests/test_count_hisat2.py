@@ -26,8 +26,9 @@ from cfrna.count import run_count
 from tests.conftest import require_tool
 from tests.helpers.bam import make_flag_zoo
 from tests.helpers.fastq import read_fastq as _fastq
-from tests.helpers.fastq import write_fastq as _write_fastq
+from tests.helpers.fastq import write_fastq as _write_fastq  # noqa: F401 (tests/test_dedup.py imports it from here)
 from tests.helpers.featurecounts import featurecounts
+from tests.helpers.hisat2 import hisat2_bams
 
 STRANDS = ["unstranded", "forward", "reverse"]
 OPTIONS = [
@@ -81,27 +82,12 @@ def _perturb(r1, r2, seed):
 @pytest.fixture(scope="module")
 def aligned(sim_cohort_pe, tmp_path_factory):
     """HISAT2 PE and SE BAMs (coordinate-sorted) of one simulated sample with altered pairs; STAR PE if present."""
-    hisat2 = require_tool("hisat2")
-    require_tool("hisat2-build")
-    samtools = require_tool("samtools")
     require_tool("featureCounts")
     d = tmp_path_factory.mktemp("hisat2")
     cohort = sim_cohort_pe
     fq = sorted((cohort / "fastq").glob("*_R1.fastq.gz"))[0]
-    r1 = _fastq(fq)
-    r2 = _fastq(Path(str(fq).replace("_R1.", "_R2.")))
-    r1, r2 = _perturb(r1, r2, seed=3)
-    _write_fastq(d / "r1.fq", r1)
-    _write_fastq(d / "r2.fq", r2)
-    subprocess.run(["hisat2-build", "-q", "-p", "1", str(cohort / "genome.fa"), str(d / "idx")], check=True,
-                   capture_output=True)
-    bams = {}
-    for name, reads in (("pe", ["-1", str(d / "r1.fq"), "-2", str(d / "r2.fq")]), ("se", ["-U", str(d / "r1.fq")])):
-        sam = d / f"{name}.sam"
-        subprocess.run([hisat2, "-p", "2", "-x", str(d / "idx"), *reads, "-S", str(sam)], check=True,
-                       capture_output=True)
-        bams[name] = d / f"{name}.bam"
-        subprocess.run([samtools, "sort", "-o", str(bams[name]), str(sam)], check=True, capture_output=True)
+    r1, r2 = _perturb(_fastq(fq), _fastq(Path(str(fq).replace("_R1.", "_R2."))), seed=3)
+    bams = hisat2_bams(cohort / "genome.fa", r1, r2, d)
     return bams, cohort / "genes.gtf", d
 
 

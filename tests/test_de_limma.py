@@ -267,7 +267,7 @@ def test_voom_limma_finds_planted_genes_fast():
 def test_run_de_limma_voom_contrasts(tmp_path, caplog):
     from cfrna.de import run_de
     from cfrna.de.deseq import RESULT_COLUMNS
-    from tests.test_de import write_cohort
+    from tests.helpers.de import write_cohort
 
     contrasts = ("id,variable,reference,target,blocking,formula,method\n"
                  "arm,arm,steroid_maintenance,steroid_tapering,,~ arm + (1 | patient_id),\n"
@@ -298,7 +298,7 @@ def test_run_de_limma_voom_contrasts(tmp_path, caplog):
 def test_run_de_records_correlation_warning(tmp_path, caplog):
     """Visits of a patient nearly identical: REML at the upper bound -> named warning, logged and in design.tsv."""
     from cfrna.de import run_de
-    from tests.test_de import write_cohort
+    from tests.helpers.de import write_cohort
 
     contrasts = "id,variable,reference,target,formula\narm,arm,steroid_maintenance,steroid_tapering,~ arm + (1 | patient_id)\n"
     files = write_cohort(tmp_path / "in", n_samples=16, n_genes=400, seed=5, contrasts=contrasts)

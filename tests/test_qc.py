@@ -24,17 +24,12 @@ from cfrna.qc.metrics import (
     sex_check,
 )
 from cfrna.reference import read_gtf
-from tests.conftest import IN_CI
+from tests.conftest import require_module
 
 
 def require_multiqc() -> None:
-    """Skip without the multiqc module locally; fail under CI=true (the report is tested in CI)."""
-    import importlib.util
-
-    if importlib.util.find_spec("multiqc") is None:
-        if IN_CI:
-            pytest.fail("CI=true: the multiqc module is not installed (pip install multiqc)")
-        pytest.skip("multiqc is not installed")
+    """The multiqc module: skip locally without it, fail under CI=true."""
+    require_module("multiqc")
 
 GENERIC = [f"G{i:02d}" for i in range(40)]
 SPECIAL = [("RNA45SN1", "chr1", "rRNA"), ("MT-CO1", "chrM", "protein_coding"), ("HBB", "chr2", "protein_coding"),
@@ -385,7 +380,7 @@ def test_geneset_masks(tmp_path):
 
 
 def test_multiqc_report(cohort):
-    require_multiqc()
+    require_module("multiqc")
     root, sheet, gtf, _ = cohort
     _run(root, sheet, gtf, multiqc_report=True)
     html = root / "qc" / "multiqc" / "multiqc_report.html"

@@ -12,8 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import require_shared
-from tests.test_qc import require_multiqc
+from tests.conftest import require_module, require_shared
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +96,7 @@ def test_truth_paired_end(pe_run):
 
 
 def test_multiqc_report_on_cohort(se_run):
-    require_multiqc()
+    require_module("multiqc")
     _cohort, out, _summary = se_run
     html = out / "qc" / "multiqc" / "multiqc_report.html"
     assert html.is_file() and "cfRNA QC passport" in html.read_text(errors="replace")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import pytest
@@ -10,14 +9,9 @@ import pytest
 from cfrna.cli import main
 from cfrna.errors import ConfigError
 from cfrna.io.samplesheet import read_samplesheet
-
-HEADER = "sample,patient_id,visit_month,arm,flare,fastq_1,fastq_2,strandedness,batch"
-
-
-def _fq(path: Path) -> str:
-    with gzip.open(path, "wt") as fh:
-        fh.write("@r1\nACGT\n+\nIIII\n")
-    return path.name
+from tests.helpers.samplesheet import GOOD, HEADER
+from tests.helpers.samplesheet import fastq_stub as _fq
+from tests.helpers.samplesheet import write_sheet as write
 
 
 @pytest.fixture
@@ -25,19 +19,6 @@ def sheet_dir(tmp_path: Path) -> Path:
     for n in ("a_1", "a_2", "b_1", "c_1"):
         _fq(tmp_path / f"{n}.fastq.gz")
     return tmp_path
-
-
-def write(d: Path, *rows: str, header: str = HEADER) -> Path:
-    p = d / "samplesheet.csv"
-    p.write_text("\n".join([header, *rows]) + "\n")
-    return p
-
-
-GOOD = [
-    "S1,P1,0,steroid_tapering,no_flare,a_1.fastq.gz,a_2.fastq.gz,reverse,b1",
-    "S2,P1,6,steroid_tapering,flare,b_1.fastq.gz,,reverse,b1",
-    "S3,P2,0,steroid_maintenance,,c_1.fastq.gz,,auto,b2",
-]
 
 
 def test_good_sheet(sheet_dir):

@@ -13,7 +13,9 @@ from cfrna._resources import asset_path
 from cfrna.cli import main
 from cfrna.errors import ConfigError, InputFormatError
 from cfrna.io.samplesheet import check_column_name, check_sample_id, computed_columns, read_samplesheet
-from tests.test_samplesheet import GOOD, HEADER, _fq, write
+from tests.helpers.samplesheet import GOOD, HEADER
+from tests.helpers.samplesheet import fastq_stub as _fq
+from tests.helpers.samplesheet import write_sheet as write
 
 
 @pytest.fixture
