@@ -54,6 +54,34 @@ def bgzf_block(data: bytes, level: int = 6) -> bytes:
     return header + cdata + struct.pack("<II", zlib.crc32(data) & 0xFFFFFFFF, len(data))
 
 
+def write_bam(path, header: dict, records: list[tuple], sort: str) -> None:
+    """Write records ``(name, flag, tid, pos, mtid, mpos, nh, hi, mapq, cigartuples or None, query length)``
+    (NH/HI omitted when negative), coordinate- or name-sorted (any other ``sort``: as given)."""
+    if sort == "coordinate":
+        records = sorted(records, key=lambda r: (r[2] if r[2] >= 0 else 1 << 30, r[3]))
+    elif sort == "name":
+        records = sorted(records, key=lambda r: r[0])
+    with pysam.AlignmentFile(str(path), "wb", header=header) as out:
+        for name, flag, tid, pos, mtid, mpos, nh, hi, mq, cig, ql in records:
+            a = pysam.AlignedSegment(out.header)
+            a.query_name = name
+            a.flag = flag
+            a.reference_id = tid
+            a.reference_start = pos
+            a.next_reference_id = mtid
+            a.next_reference_start = mpos
+            a.mapping_quality = mq
+            if cig is not None:
+                a.cigartuples = cig
+            a.query_sequence = "A" * ql
+            a.query_qualities = pysam.qualitystring_to_array("I" * ql)
+            if nh >= 0:
+                a.set_tag("NH", nh)
+            if hi >= 0:
+                a.set_tag("HI", hi)
+            out.write(a)
+
+
 def make_synthetic(outdir, *, paired: bool, n: int = 3000, seed: int = 0, sort: str = "coordinate"):
     """Write a random GTF and BAM exercising every rule; returns (bam, gtf).
 
@@ -187,33 +215,13 @@ def make_synthetic(outdir, *, paired: bool, n: int = 3000, seed: int = 0, sort: 
             hi1, hi2 = (1, 1) if h < 0.3 else (1, -1) if h < 0.35 else (-1, -1)
             seg(name, f1, tid, pos, cigar(rl), rng.choice([mq, mq, 0]), nh, mtid, mpos, hi1)
             seg(name, f2, mtid, mpos, cigar(rl), mq, nh2, tid, pos, hi2)
-    if sort == "coordinate":
-        recs.sort(key=lambda r: (r[2] if r[2] >= 0 else 1 << 30, r[3]))
-    elif sort == "name":
-        recs.sort(key=lambda r: r[0])
+    rows = []
+    for name, flag, tid, pos, cig, mq, nh, mtid, mpos, hi in recs:
+        mapped_cigar = bool(cig) and not flag & 4
+        ql = sum(ln for op, ln in cig if op in (0, 1, 4, 7, 8)) if mapped_cigar else 40
+        rows.append((name, flag, tid, pos, mtid, mpos, nh, hi, mq, cig if mapped_cigar else None, ql))
     bam = outdir / f"syn_{'pe' if paired else 'se'}_{sort}.bam"
-    with pysam.AlignmentFile(str(bam), "wb", header=hdr) as out:
-        for name, flag, tid, pos, cig, mq, nh, mtid, mpos, hi in recs:
-            a = pysam.AlignedSegment(out.header)
-            a.query_name = name
-            a.flag = flag
-            a.reference_id = tid
-            a.reference_start = pos
-            a.next_reference_id = mtid
-            a.next_reference_start = mpos
-            a.mapping_quality = mq
-            if cig and not flag & 4:
-                a.cigartuples = cig
-                ql = sum(ln for op, ln in cig if op in (0, 1, 4, 7, 8))
-            else:
-                ql = 40
-            a.query_sequence = "A" * ql
-            a.query_qualities = pysam.qualitystring_to_array("I" * ql)
-            if nh >= 0:
-                a.set_tag("NH", nh)
-            if hi >= 0:
-                a.set_tag("HI", hi)
-            out.write(a)
+    write_bam(bam, hdr, rows, sort)
     return bam, gtf
 
 
@@ -345,28 +353,7 @@ def make_flag_zoo(outdir, *, n: int = 2500, seed: int = 0, sort: str = "coordina
             add(name, fr2, t2, p2, t, p, nh=-1)
     hdr = {"HD": {"VN": "1.6", "SO": "coordinate" if sort == "coordinate" else "queryname"},
            "SQ": [{"SN": c, "LN": ln} for c, ln in chroms]}
-    if sort == "coordinate":
-        recs.sort(key=lambda r: (r[2] if r[2] >= 0 else 1 << 30, r[3]))
-    else:
-        recs.sort(key=lambda r: r[0])
     bam = outdir / f"zoo_{sort}.bam"
-    with pysam.AlignmentFile(str(bam), "wb", header=hdr) as out:
-        for name, flag, tid, pos, mtid, mpos, nh, hi, mq, cig in recs:
-            a = pysam.AlignedSegment(out.header)
-            a.query_name = name
-            a.flag = flag
-            a.reference_id = tid
-            a.reference_start = pos
-            a.next_reference_id = mtid
-            a.next_reference_start = mpos
-            a.mapping_quality = mq
-            if not flag & 4:
-                a.cigartuples = cig or [(0, rl)]
-            a.query_sequence = "A" * rl
-            a.query_qualities = pysam.qualitystring_to_array("I" * rl)
-            if nh >= 0:
-                a.set_tag("NH", nh)
-            if hi >= 0:
-                a.set_tag("HI", hi)
-            out.write(a)
+    write_bam(bam, hdr, [(name, flag, tid, pos, mtid, mpos, nh, hi, mq, None if flag & 4 else cig or [(0, rl)], rl)
+                         for name, flag, tid, pos, mtid, mpos, nh, hi, mq, cig in recs], sort)
     return bam, gtf
