@@ -13,7 +13,8 @@ import pandas as pd
 
 from cfrna.errors import ConfigError, EmptyResultError
 from cfrna.io.atomic import write_json, write_table
-from cfrna.io.samplesheet import SampleSheet, read_samplesheet
+from cfrna.io.samplesheet import SampleSheet
+from cfrna.io.tables import as_samplesheet
 from cfrna.qc import filters, metrics
 from cfrna.qc import multiqc as mqc
 from cfrna.reference.gtf import Annotation, read_gtf
@@ -113,7 +114,7 @@ def run_qc(
     if mad_k is not None:
         overrides["mad_k"] = mad_k
     config = filters.load_thresholds(thresholds, overrides or None)
-    sheet = samplesheet if isinstance(samplesheet, SampleSheet) else read_samplesheet(samplesheet, check_files=False)
+    sheet = as_samplesheet(samplesheet)
     for s in sheet.samples:
         sex = (s.extra.get("sex") or "").strip()
         if sex and metrics.normalise_sex(sex) is None:

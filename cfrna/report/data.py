@@ -43,7 +43,7 @@ import pandas as pd
 
 from cfrna import __version__
 from cfrna.errors import InputFormatError
-from cfrna.io.tables import read_json, read_tsv
+from cfrna.io.tables import as_bool, read_json, read_tsv
 from cfrna.matrix.anndata_io import DE_COLUMNS as DE_COLUMNS
 from cfrna.matrix.anndata_io import GSEA_COLUMNS as GSEA_COLUMNS
 
@@ -152,6 +152,11 @@ def read_qc(path: str | os.PathLike) -> pd.DataFrame:
     qc = read_tsv(qc_path, required=("sample", "status"), what="QC summary", dtype={"sample": str})
     if qc.empty:
         raise InputFormatError("QC summary has no samples", where=str(qc_path), hint="re-run `cfrna qc`")
+    # the library-complexity curves cfrna qc writes beside the summary when counting deduplicated
+    cx = qc_path.parent / "complexity_curves.tsv"
+    if cx.is_file():
+        qc.attrs["complexity"] = read_tsv(cx, required=("sample", "fragments", "unique", "kind"),
+                                          what="complexity curves", dtype={"sample": str})
     return qc
 
 
@@ -357,6 +362,7 @@ def collect_carrier(
     import yaml
 
     notes = list(notes or [])
+    complexity = qc.attrs.get("complexity")  # read_qc: qc/complexity_curves.tsv, when present
     if adata.n_vars == 0:
         raise InputFormatError("gene count matrix has no genes", hint="check the GTF")
     count_samples = [str(s) for s in adata.obs_names]
@@ -536,7 +542,7 @@ def collect_carrier(
     qc_small = qc[front + metric_cols + status_cols]
     excluded = []
     if "excluded" in qc.columns:
-        ex = qc["excluded"].astype(str).str.lower().isin(("true", "1", "yes"))
+        ex = as_bool(qc["excluded"])
         excluded = qc.loc[ex, "sample"].tolist()
     meta_cols = [c for c in samples.columns if c in META_COLUMNS or c in ("qc_status", "excluded", "batch")]
     meta = samples[meta_cols].reset_index(drop=True)
@@ -565,6 +571,8 @@ def collect_carrier(
         "expr": expr,
         "samples": table(meta),
         "qc": table(qc_small),
+        "complexity": (table(complexity[complexity["sample"].isin(set(qc["sample"]))].reset_index(drop=True))
+                       if complexity is not None else None),
         "excluded": excluded,
         "pca": pca_out,
         "pathways": pathways,
