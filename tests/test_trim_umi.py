@@ -168,3 +168,18 @@ def test_sheet_bad_umi_cells_name_the_line(tmp_path, extra, paired, msg):
     with pytest.raises(ConfigError) as e:
         read_samplesheet(p)
     assert f"{p}:3" in str(e.value) and msg in str(e.value) and "\n" not in str(e.value)
+
+
+def test_input_schema_takes_the_umi_columns_the_sheet_reader_takes():
+    import re
+
+    from cfrna._resources import asset_path
+    from cfrna.trim.umi import KIT_PRESETS
+
+    props = json.loads(asset_path("schema_input.json").read_text())["items"]["properties"]
+    rx = props["umi_pattern"]["pattern"]
+    for ok in ["", "NNNNNNNN", "nnnnnnnnxxx", "none", *KIT_PRESETS]:
+        assert re.fullmatch(rx, ok), ok
+    assert not re.fullmatch(rx, "NNZZ")
+    assert set(props["umi_read"]["enum"]) == {"", "1", "2"}
+    assert {"true", "false"} <= set(props["umi_in_name"]["enum"])
