@@ -9,6 +9,7 @@ replacement), so the truth of every number is known.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from cfrna.qc import run_qc
 from cfrna.qc.metrics import DEDUP_CATEGORIES, duplication_metrics
 from cfrna.simulate.duplicates import expected_unique
 from tests.test_qc import _gene_ids, require_multiqc, write_gtf, write_sample, write_sheet
+from tests.test_report_browser import page  # noqa: F401 (fixture)
 
 
 def dedup_block(n_reads: int, n_mol: int, seed: int, *, intronic_keep: float = 0.9) -> tuple[dict, float]:
@@ -173,3 +175,47 @@ def test_bad_dedup_block_names_the_file(dd_cohort, mutate, word):
 def test_dedup_categories_contract():
     assert DEDUP_CATEGORIES == ("exonic_sense", "exonic_antisense", "intronic_sense", "intronic_antisense",
                                 "intergenic", "spliced", "mito")
+
+
+def test_report_payload_carries_complexity_curves(tmp_path):
+    """The report's QC tab draws qc/complexity_curves.tsv (this run's samples only) when it exists."""
+    from cfrna.report.data import collect
+    from tests.helpers.report import build_results, require_vendor
+
+    require_vendor()
+    res = build_results(tmp_path / "res")
+    assert collect(res)["complexity"] is None
+    qc = pd.read_csv(res / "qc" / "qc_summary.tsv", sep="\t")
+    block, _ = dedup_block(5000, 3000, seed=1)
+    rows = [{"sample": s, **pt} for s in [*qc["sample"][:3], "OLD_RUN"] for pt in cx.complexity_curve(block["histogram"])]
+    pd.DataFrame(rows).to_csv(res / "qc" / "complexity_curves.tsv", sep="\t", index=False)
+    d = collect(res)
+    c = pd.DataFrame(d["complexity"]["rows"], columns=d["complexity"]["columns"])
+    assert list(dict.fromkeys(c["sample"])) == list(qc["sample"][:3])
+    assert set(c["kind"]) == {"interpolated", "observed", "extrapolated"}
+    obs = c[c["kind"] == "observed"]
+    assert (obs["unique"] == block["unique"]).all()
+    (res / "qc" / "complexity_curves.tsv").write_text("sample\tfragments\n")
+    with pytest.raises(InputFormatError, match="complexity_curves.tsv"):
+        collect(res)
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(180)
+def test_report_qc_tab_draws_complexity(tmp_path, page):  # noqa: F811 (the browser fixture)
+    from cfrna.report import report_folder
+    from tests.helpers.report import build_results, require_vendor
+
+    require_vendor()
+    res = build_results(tmp_path / "res")
+    qc = pd.read_csv(res / "qc" / "qc_summary.tsv", sep="\t")
+    block, _ = dedup_block(5000, 3000, seed=1)
+    rows = [{"sample": s, **pt} for s in qc["sample"][:3] for pt in cx.complexity_curve(block["histogram"])]
+    pd.DataFrame(rows).to_csv(res / "qc" / "complexity_curves.tsv", sep="\t", index=False)
+    html = report_folder(res, title="complexity", anndata=False)
+    page.goto(Path(html).resolve().as_uri())
+    page.click('[data-tab="qc"]')
+    page.wait_for_selector("#qc-complexity.js-plotly-plot")
+    assert page.locator("#qc-complexity-box").is_visible()
+    assert page.evaluate("document.getElementById('qc-complexity').data.length") == 6  # solid + dotted per sample
+    assert page.errors == []  # type: ignore[attr-defined]

@@ -551,7 +551,35 @@
       return o;
     });
     new Tabulator("#qc-table", { data: rows, height: "480px", layout: "fitDataStretch", columns: cols });
+    drawComplexity();
   };
+
+  // library-complexity curves (qc/complexity_curves.tsv, present when counting deduplicated)
+  function drawComplexity() {
+    const C = D.complexity;
+    const box = $("#qc-complexity-box");
+    if (!C || !C.rows.length) { box.hidden = true; return; }
+    box.hidden = false;
+    const ci = (n) => C.columns.indexOf(n);
+    const [is, ix, iy, ik] = ["sample", "fragments", "unique", "kind"].map(ci);
+    const by = {};
+    for (const r of C.rows) (by[r[is]] = by[r[is]] || []).push(r);
+    const tr = [];
+    Object.keys(by).forEach((s, k) => {
+      const rs = by[s];
+      const col = PAL[k % PAL.length];
+      const inner = rs.filter((r) => r[ik] !== "extrapolated");
+      const outer = rs.filter((r) => r[ik] !== "interpolated");
+      tr.push({ type: "scatter", mode: "lines", name: s, legendgroup: s, x: inner.map((r) => r[ix]), y: inner.map((r) => r[iy]),
+        line: { color: col }, hovertemplate: esc(s) + ": %{y:,.0f} unique of %{x:,.0f}<extra></extra>" });
+      tr.push({ type: "scatter", mode: "lines", name: s + " (2x extrapolated)", legendgroup: s, showlegend: false,
+        x: outer.map((r) => r[ix]), y: outer.map((r) => r[iy]), line: { color: col, dash: "dot" },
+        hovertemplate: esc(s) + " extrapolated: %{y:,.0f} unique at %{x:,.0f}<extra></extra>" });
+    });
+    Plotly.newPlot("qc-complexity", tr, { margin: { l: 65, r: 10, t: 30, b: 45 }, hovermode: "closest",
+      title: { text: "Library complexity: unique vs sequenced fragments", font: { size: 14 } },
+      xaxis: { title: { text: "fragments sequenced" }, rangemode: "tozero" }, yaxis: { title: { text: "unique fragments" }, rangemode: "tozero" } }, PLOT_CFG);
+  }
 
   // ------------------------------------------------------------------ PCA
   initers.pca = function () {
