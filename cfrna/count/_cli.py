@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from cfrna.config import STRANDEDNESS
+from cfrna.config import DEDUP_MODES, STRANDEDNESS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +33,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ignore-dup", action="store_true",
                         help="do not count fragments with a record flagged duplicate (0x400; featureCounts --ignoreDup)")
     parser.add_argument("--dedup-out", default=None, metavar="TSV",
-                        help="also write the counts without flagged duplicates here (same pass)")
+                        help="also write deduplicated counts here (same pass): without flagged duplicates, "
+                             "or without the duplicates --dedup marks")
+    parser.add_argument("--dedup", choices=DEDUP_MODES, default="none",
+                        help="mark duplicates while counting (coordinate-sorted BAM): position = Picard "
+                             "MarkDuplicates; directional/unique = umi_tools dedup on UMIs in read names "
+                             "(default: none)")
+    parser.add_argument("--umi-sep", dest="umi_sep", default="_", metavar="S",
+                        help="separator before the UMI at the end of read names (default: _)")
     parser.add_argument("--threads", "-T", type=int, default=1, help="threads (default: 1)")
 
 

@@ -68,7 +68,8 @@ from typing import Literal
 
 import numpy as np
 
-from cfrna.config import STRAND_CODE
+from cfrna.config import DEDUP_MODES, STRAND_CODE
+from cfrna.count import _dedup_kernels as D
 from cfrna.count import _kernels as K
 from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
 from cfrna.io.atomic import write_json, write_text
@@ -297,16 +298,210 @@ class _CountSlot(Slot):
         self.ev_3p = np.resize(self.ev_3p, cap)
 
 
+DEDUP_METHODS = DEDUP_MODES
+_FIELD_ERRORS = {
+    D.F_NO_UMI: ("has no UMI after the last {sep!r} of its name",
+                 "extract UMIs into read names first (cfrna trim --umi / umi_tools extract), or set --umi-sep"),
+    D.F_BAD_UMI: ("has a UMI with a base other than A/C/G/T",
+                  "UMIs with N or other characters cannot be deduplicated; filter those reads first"),
+    D.F_UMI_TOO_LONG: (f"has a UMI longer than {D.MAX_UMI} bases", "use UMIs of at most 31 bases"),
+    D.F_UMI_LENGTH: ("has a UMI of another length than the reads before it",
+                     "all UMIs of a BAM must have one length (umi_tools refuses mixed lengths too)"),
+}
+
+
+def _read_name(data: np.ndarray, off: int) -> str:
+    """The name of the BAM record starting at byte ``off`` of ``data``."""
+    l_name = int(data[off + 12])
+    return bytes(data[off + 36:off + 36 + l_name - 1]).decode("ascii", "replace")
+
+
+class _Dedup:
+    """Duplicate marking / UMI deduplication state (:mod:`cfrna.count._dedup_kernels`): the pool
+    of open duplicate groups, the pending mates and the accumulators of the deduplicated counts."""
+
+    def __init__(self, method: str, umi_sep: str, opt: np.ndarray, index: GeneIndex, *, want_marks: bool,
+                 bam: str):
+        self.name = method
+        self.method = D.METHODS[method]
+        self.sep = umi_sep
+        self.sep_byte = ord(umi_sep)
+        self.bam = bam
+        self.index = index
+        self.ds = D.new_state()
+        self.opt = opt.copy()
+        self.opt[K.O_IGNDUP] = 0  # duplicates are what this pass marks, not the flags
+        self.paired = bool(opt[K.O_PAIRED])
+        n = index.n_genes
+        self.counts2 = np.zeros((n, 2), np.float64)
+        self.acc = np.zeros(K.N_SUMMARY + K.N_STATS, np.int64)
+        self.per_gene = np.zeros((n, 2), np.int64)
+        self.votes = np.zeros((2 * K.MAXH, 3), np.int64)
+        self.want_marks = want_marks
+        self.marks = np.zeros(1024 if want_marks else 1, np.int64)
+        self.hist = np.zeros(1024, np.int64)
+        self._rows(1024)
+        self._members(1024)
+        self._pending(1024 if self.paired else 2)
+
+    # ---- growable stores
+    def _rows(self, cap: int) -> None:
+        old = getattr(self, "m", None)
+        self.m = (np.zeros((cap, 8), np.int64), np.zeros((cap, K.MAXH), np.int64), np.zeros((cap, K.MAXH), np.int8),
+                  np.zeros((cap, K.MAXH), np.int64))
+        if old is None:
+            self.rfree = np.arange(cap - 1, -1, -1, dtype=np.int64)
+            self.ds[D.S_RFREE] = cap
+            return
+        n_old = old[0].shape[0]
+        for a, b in zip(self.m, old, strict=True):
+            a[:n_old] = b
+        nfree = int(self.ds[D.S_RFREE])
+        rfree = np.zeros(cap, np.int64)
+        rfree[:nfree] = self.rfree[:nfree]
+        rfree[nfree:nfree + cap - n_old] = np.arange(cap - 1, n_old - 1, -1)
+        self.rfree = rfree
+        self.ds[D.S_RFREE] = nfree + cap - n_old
+
+    def _members(self, cap: int) -> None:
+        def grow(a, shape, dtype=np.int64):
+            new = np.zeros(shape, dtype)
+            if a is not None:
+                new[:a.shape[0]] = a
+            return new
+        g = getattr
+        self.mkey = grow(g(self, "mkey", None), (cap, 6))
+        self.mumi = grow(g(self, "mumi", None), cap)
+        self.mscore = grow(g(self, "mscore", None), cap)
+        self.mtie = grow(g(self, "mtie", None), (cap, 5))
+        self.mclose = grow(g(self, "mclose", None), (cap, 2))
+        self.mrow = grow(g(self, "mrow", None), (cap, 2))
+
+    def _pending(self, cap: int) -> None:
+        old = getattr(self, "ptab", None)
+        self.ptab = (np.zeros(cap, np.int8), np.zeros(cap, np.uint64), np.zeros(cap, np.int32),
+                     np.zeros(cap, np.int32), np.zeros(cap, np.int32), np.zeros(cap, np.int32),
+                     np.zeros(cap, np.int64), np.zeros((cap, D.N_INFO), np.int64))
+        if old is not None:
+            self.ds[D.S_NPEND] = D.rehash_pending(*old, *self.ptab)
+            self.ds[D.S_NTOMB] = 0
+
+    def _grow(self, code: int) -> None:
+        ds = self.ds
+        if code == D.D_GROW_ROWS:
+            self._rows(2 * self.m[0].shape[0])
+        elif code == D.D_GROW_MEMBERS:
+            self._members(2 * self.mkey.shape[0])
+        elif code == D.D_GROW_PENDING:
+            cap = len(self.ptab[0])
+            self._pending(2 * cap if 4 * (int(ds[D.S_NPEND]) + 1) > cap else cap)
+        elif code == D.D_GROW_HIST:
+            self.hist = np.concatenate([self.hist, np.zeros(max(len(self.hist), int(ds[D.S_NMEM]) + 8), np.int64)])
+        elif code == D.D_GROW_MARKS:
+            need = int(ds[D.S_NMARK]) + 2 * int(ds[D.S_NMEM]) + 8
+            self.marks = np.concatenate([self.marks, np.zeros(max(len(self.marks), need), np.int64)])
+
+    def _kernel_state(self):
+        return (self.ds, self.opt, self.index.gstrand, self.index.mito_tid, self.counts2, self.acc, self.per_gene,
+                self.votes, self.mkey, self.mumi, self.mscore, self.mtie, self.mclose, self.mrow, self.rfree, *self.m)
+
+    # ---- per chunk
+    def fields(self, slot, rec) -> None:
+        """Per-record fields of a chunk (any thread): 5' position, scores, name fields, UMI."""
+        n = rec.n
+        f = getattr(slot, "dedup_fields", None)
+        if f is None or len(f[0]) < n:
+            cap = max(n, 1 << 14)
+            f = tuple(np.zeros(cap, np.int64) for _ in range(10))  # offset, then the kernel's 9 fields
+            slot.dedup_fields = f
+        err, where = D.record_fields(slot.data, n, self.method, self.sep_byte, *f)
+        if err != D.F_OK:
+            msg, hint = _FIELD_ERRORS[int(err)]
+            name = _read_name(slot.data, int(f[0][int(where)]))
+            if err == D.F_UMI_LENGTH:
+                msg = f"has a UMI of {len(name.rsplit(self.sep, 1)[1])} bases, earlier reads {int(f[9][0])}"
+            raise InputFormatError(f"read {name} {msg.format(sep=self.sep)}", where=self.bam, hint=hint)
+
+    def records(self, slot, rec, base: int) -> None:
+        """The file-order part for one chunk (records numbered from ``base``)."""
+        f = slot.dedup_fields
+        start = 0
+        while True:
+            nxt, code, where = D.dedup_records(
+                start, rec.n, base, self.method, rec.flag, rec.tid, rec.pos, rec.mapq, rec.nh, rec.hi, rec.mtid,
+                rec.mpos, rec.qhash, rec.has_n, slot.ev_off, slot.ev_nex, slot.ev_code, slot.ev_3p, *f[1:],
+                *self._kernel_state(), *self.ptab, self.hist, self.marks, self.want_marks)
+            if code == D.D_OK:
+                return
+            start = int(nxt)
+            if code == D.D_UMI_LENGTH:
+                name = _read_name(slot.data, int(f[0][int(where)]))
+                raise InputFormatError(
+                    f"read {name} has a UMI of {int(f[9][int(where)])} bases, earlier reads "
+                    f"{int(self.ds[D.S_UMI_LEN])}", where=self.bam,
+                    hint="all UMIs of a BAM must have one length (umi_tools refuses mixed lengths too)")
+            if code == D.D_LATE:
+                name = _read_name(slot.data, int(f[0][int(where)]))
+                raise InputFormatError(
+                    f"read {name}: its 5' end lies more than {int(self.ds[D.S_WINDOW])} bases before its start "
+                    "(clipped more than twice the longest read before it)", where=self.bam,
+                    hint="duplicate marking keeps groups open that far; hard-clip or filter such records")
+            self._grow(int(code))
+
+    def finish(self) -> None:
+        """End of the BAM: lone mates, then every open group."""
+        while len(self.hist) < int(self.ds[D.S_NMEM]) + int(self.ds[D.S_NPEND]) + 4:
+            self._grow(D.D_GROW_HIST)
+        while self.want_marks and len(self.marks) - int(self.ds[D.S_NMARK]) < \
+                2 * (int(self.ds[D.S_NMEM]) + int(self.ds[D.S_NPEND])) + 4:
+            self._grow(D.D_GROW_MARKS)
+        D.dedup_finish(self.method, *self._kernel_state(), self.ptab[0], self.ptab[6], self.ptab[7], self.hist,
+                       self.marks, self.want_marks)
+
+    # ---- results
+    @property
+    def counts(self) -> np.ndarray:
+        return self.counts2[:, 0]
+
+    def marked(self) -> np.ndarray:
+        """Sorted file-order indices (0-based) of the records of duplicate fragments."""
+        return np.sort(self.marks[:int(self.ds[D.S_NMARK])])
+
+    def block(self) -> dict:
+        """The ``dedup`` block of the stats JSON."""
+        s = self.acc[K.N_SUMMARY:]
+        frags = int(self.ds[D.S_FRAGS])
+        dups = int(self.ds[D.S_DUPS])
+        ks = np.flatnonzero(self.hist)
+        return {
+            "method": self.name,
+            "fragments": frags,
+            "duplicates": dups,
+            "unique": frags - dups,
+            "histogram": [[int(k), int(self.hist[k])] for k in ks],
+            "summary": {k: int(v) for k, v in zip(SUMMARY_CATEGORIES, self.acc[:K.N_SUMMARY].tolist(), strict=True)},
+            "categories": {
+                "exonic_sense": int(s[K.T_EX_SENSE]), "exonic_antisense": int(s[K.T_EX_ANTI]),
+                "intronic_sense": int(s[K.T_IN_SENSE]), "intronic_antisense": int(s[K.T_IN_ANTI]),
+                "intergenic": int(s[K.T_INTERGENIC]), "spliced": int(s[K.T_SPLICED]), "mito": int(s[K.T_MITO]),
+            },
+        }
+
+
 def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int = 1, min_mapq: int = 0,
               primary_only: bool = False, multi_mapping: bool = False, fraction: bool = False,
-              allow_multi_overlap: bool = False, ignore_dup: bool = False, chunk_bytes: int = 1 << 22) -> dict:
+              allow_multi_overlap: bool = False, ignore_dup: bool = False, chunk_bytes: int = 1 << 22,
+              dedup: str = "none", umi_sep: str = "_", dedup_marks: bool = False) -> dict:
     """Count one BAM against a :class:`~cfrna.reference.layout.FeatureLayout` (or an
     :class:`~cfrna.reference.gtf.Annotation`); returns raw arrays and tallies.
 
     Chunks of the BAM are inflated, decoded and looked up in the gene index on ``threads``
     threads; the order-dependent part (mate pairing, duplicates, sort order, assignment) runs on
     one chunk at a time in file order (:func:`cfrna.io.bam.stream_records`), so any number of
-    threads gives the same numbers.
+    threads gives the same numbers. With ``dedup`` (see :func:`run_count`) the same pass also
+    marks duplicates and counts the deduplicated fragments (``result["dedup"]``, a
+    :class:`_Dedup`); ``dedup_marks`` keeps the (0-based, file-order) indices of the records of
+    duplicate fragments in ``result["dedup"].marked()``.
     """
     header = read_header(bam)
     if not header.references:
@@ -315,6 +510,10 @@ def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int 
     layout = annotation if isinstance(annotation, FeatureLayout) else layout_from_annotation(annotation)
     index = GeneIndex(layout, header.references)
     sorted_coord = header.sort_order == "coordinate"
+    if dedup != "none" and not sorted_coord:
+        raise InputFormatError(f"--dedup {dedup} needs a coordinate-sorted BAM, but the header says "
+                               f"SO:{header.sort_order}", where=str(bam),
+                               hint="sort it with samtools sort -o sorted.bam in.bam")
     opt = np.zeros(K.N_OPT, np.int64)
     opt[K.O_STRAND] = strandedness
     opt[K.O_PAIRED] = int(paired)
@@ -326,6 +525,7 @@ def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int 
     opt[K.O_SORTED] = int(sorted_coord)
     opt[K.O_IGNDUP] = int(ignore_dup)
     st = _State(index.n_genes, _INITIAL_TABLE if paired else 2)
+    dd = _Dedup(dedup, umi_sep, opt, index, want_marks=dedup_marks, bam=str(bam)) if dedup != "none" else None
     ex, sp = index.exon, index.span
     seen = {"records": 0, "paired_flag": 0}
 
@@ -353,6 +553,8 @@ def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int 
                        rec.has_n, slot.ev_off, slot.ev_nex, slot.ev_code, slot.ev_3p, opt, index.gstrand,
                        index.mito_tid, slot.counts2, slot.acc, slot.per_gene, slot.votes, slot.table, slot.left,
                        *slot.m)
+        if dd is not None:
+            dd.fields(slot, rec)
 
     def assign(slot: _CountSlot, rec) -> None:  # one chunk at a time, in file order
         base = seen["records"]
@@ -370,7 +572,7 @@ def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int 
                 index.mito_tid, st.counts2, st.acc, st.per_gene, st.votes, st.dup_state, st.dup_keys, *st.table,
                 *st.m)
             if err == K.E_OK:
-                return
+                break
             if err == K.E_TABLE_FULL:
                 st.grow()
                 start = int(nxt)
@@ -379,6 +581,8 @@ def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int 
                 f"BAM header says SO:coordinate but record {base + int(where) + 1} is out of order", where=str(bam),
                 hint="sort it with samtools sort (or fix the header)",
             )
+        if dd is not None:
+            dd.records(slot, rec, base)
 
     slots: list[_CountSlot] = []
 
@@ -401,9 +605,11 @@ def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int 
         if left:
             log.info("%d mate(s) without a record of the same pairing key (name, HI, mate positions) were "
                      "counted as single-mate fragments, as featureCounts does", left)
+    if dd is not None:
+        dd.finish()
     if n_records == 0:
         log.warning("%s contains no alignment records", bam)
-    return {"index": index, "state": st, "records": n_records, "sorted": sorted_coord}
+    return {"index": index, "state": st, "records": n_records, "sorted": sorted_coord, "dedup": dd}
 
 
 def _format_count(x: float, *, fraction: bool) -> str:
@@ -432,6 +638,8 @@ def run_count(
     sample: str | None = None,
     ignore_dup: bool = False,
     dedup_out: str | os.PathLike | None = None,
+    dedup: Literal["none", "position", "directional", "unique"] = "none",
+    umi_sep: str = "_",
     chunk_bytes: int = 1 << 22,
 ) -> dict:
     """Count reads (fragments for pairs) per gene exactly as featureCounts 2.0.3 does.
@@ -469,8 +677,17 @@ def run_count(
         Fragments with a record flagged duplicate (0x400, e.g. by Picard MarkDuplicates) are not
         counted: ``Unassigned_Duplicate`` (featureCounts ``--ignoreDup``; default: False).
     dedup_out
-        Also write the counts without flagged duplicates here (``gene_id<TAB>count``, what
-        ``--ignoreDup`` would count), from the same pass (default: not written).
+        Also write deduplicated counts here (``gene_id<TAB>count``), from the same pass (default:
+        not written): with ``dedup="none"`` the counts without flagged duplicates (what
+        ``--ignoreDup`` would count), else the counts without the duplicates ``dedup`` marks.
+    dedup
+        Mark duplicates in the counting pass (coordinate-sorted BAM; default: ``none``):
+        ``position`` as Picard MarkDuplicates does (5' ends and strands, best sum of base
+        qualities kept), ``directional`` / ``unique`` as ``umi_tools dedup --method ...`` does
+        with the UMI in the read name (``--paired`` for pairs). The raw counts are unchanged; the
+        stats JSON gets a ``dedup`` block.
+    umi_sep
+        Separator before the UMI at the end of read names (umi_tools ``--umi-separator``; default ``_``).
     chunk_bytes
         Uncompressed bytes per chunk of the BAM (whole BGZF blocks, at least 64 KiB; default 4 MiB).
 
@@ -498,6 +715,10 @@ def run_count(
         raise ConfigError(f"--min-mapq {min_mapq} is outside 0..255", where="--min-mapq")
     if threads < 1:
         raise ConfigError(f"--threads {threads} must be >= 1", where="--threads")
+    if dedup not in DEDUP_METHODS:
+        raise ConfigError(f"unknown dedup method {dedup!r}", where="--dedup", hint="use " + ", ".join(DEDUP_METHODS))
+    if len(umi_sep) != 1 or not umi_sep.isascii():
+        raise ConfigError(f"--umi-sep {umi_sep!r} must be one ASCII character", where="--umi-sep")
     bam = Path(bam)
     out = Path(out)
     if not bam.exists():
@@ -505,7 +726,8 @@ def run_count(
     annotation = load_layout(gtf, feature_type=feature_type, attribute=attribute)
     res = count_bam(bam, annotation, strandedness=STRANDEDNESS[strandedness], paired=paired, threads=threads,
                     min_mapq=min_mapq, primary_only=primary_only, multi_mapping=multi_mapping, fraction=fraction,
-                    allow_multi_overlap=allow_multi_overlap, ignore_dup=ignore_dup, chunk_bytes=chunk_bytes)
+                    allow_multi_overlap=allow_multi_overlap, ignore_dup=ignore_dup, chunk_bytes=chunk_bytes,
+                    dedup=dedup, umi_sep=umi_sep)
     if res["records"] == 0:
         raise EmptyResultError("BAM has no alignment records", where=str(bam),
                                hint="check the alignment step produced reads")
@@ -514,7 +736,8 @@ def run_count(
                                                                         strict=True)]
     write_text(out, "gene_id\tcount\n" + "\n".join(lines) + "\n")
     if dedup_out is not None:
-        dd = [f"{g}\t{_format_count(c, fraction=fraction)}" for g, c in zip(index.gene_ids, st.counts_dedup.tolist(),
+        dcounts = st.counts_dedup if res["dedup"] is None else res["dedup"].counts
+        dd = [f"{g}\t{_format_count(c, fraction=fraction)}" for g, c in zip(index.gene_ids, dcounts.tolist(),
                                                                           strict=True)]
         write_text(dedup_out, "gene_id\tcount\n" + "\n".join(dd) + "\n")
     summary = {k: int(v) for k, v in zip(SUMMARY_CATEGORIES, st.summary.tolist(), strict=True)}
@@ -550,6 +773,7 @@ def _stats(res: dict, *, sample: str, strandedness: str, paired: bool) -> dict:
         "duplicates_flagged": int(s[K.T_DUP_FLAGGED]),
         "three_prime_bias": bias,
         "genes_detected": int((st.counts > 0).sum()),
+        "dedup": res["dedup"].block() if res.get("dedup") is not None else None,
     }
 
 

@@ -41,6 +41,10 @@ class CountSettings:
         GTF feature type ``-t`` and grouping attribute ``-g`` (default: exon, gene_id).
     ignore_dup
         Do not count fragments flagged duplicate, ``--ignoreDup`` (default: False).
+    dedup, umi_sep
+        Duplicate marking in the counting pass (none, position, directional, unique) and the
+        separator before the UMI in read names (default: none, ``_``); see
+        :func:`cfrna.count.counter.run_count`.
     """
 
     threads: int = 1
@@ -52,6 +56,8 @@ class CountSettings:
     feature_type: str = "exon"
     attribute: str = "gene_id"
     ignore_dup: bool = False
+    dedup: str = "none"
+    umi_sep: str = "_"
 
 
 def run_count(*, bam: str | os.PathLike, gtf: str | os.PathLike, sample: str | None = None, paired: bool = False,

@@ -236,6 +236,7 @@ def stream_records(path: str | os.PathLike, header: BamHeader, *, parallel, orde
             carry, skip, offset = hand.wait_carry(k)
             arr, skip = _assemble(slot.out, n, carry, skip)
             base = offset - len(carry)  # stream offset of arr[0]
+            slot.data = arr  # the decoded bytes (record i of slot.records is the i-th record here)
             slot.records.n = slot.records.nb = 0
             try:
                 end = _decode_chunk(arr, slot, n_ref, hash_names, path, base)
