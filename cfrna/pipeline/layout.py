@@ -49,6 +49,7 @@ SAMPLE_FILES: dict[str, tuple[str, str]] = {
     "counts": ("count", ".counts.tsv"),
     "summary": ("count", ".counts.tsv" + COUNTS_SIDECARS["summary"]),
     "stats": ("count", ".counts.tsv" + COUNTS_SIDECARS["stats"]),
+    "counts_dedup": ("count", ".counts.dedup.tsv"),
     "qc_json": ("qc", ".qc.json"),
 }
 
@@ -202,6 +203,10 @@ class OutputLayout:
     def counts_stats(self, sample: str) -> Path:
         return self.sample_file("stats", sample)
 
+    def counts_dedup(self, sample: str) -> Path:
+        """Deduplicated counts of ``cfrna count --dedup`` (``--dedup-out``)."""
+        return self.sample_file("counts_dedup", sample)
+
     def qc_json(self, sample: str) -> Path:
         return self.sample_file("qc_json", sample)
 
@@ -222,8 +227,18 @@ class OutputLayout:
         return self.qc_dir / "multiqc"
 
     @property
+    def complexity_curves(self) -> Path:
+        """``qc/complexity_curves.tsv``: library-complexity curves, when counting deduplicated."""
+        return self.qc_dir / "complexity_curves.tsv"
+
+    @property
     def gene_counts(self) -> Path:
         return self.matrix_dir / "gene_counts.tsv"
+
+    @property
+    def gene_counts_dedup(self) -> Path:
+        """``matrix/gene_counts_dedup.tsv``: the deduplicated counts, when counting deduplicated."""
+        return self.matrix_dir / "gene_counts_dedup.tsv"
 
     @property
     def gene_annotation(self) -> Path:

@@ -15,6 +15,7 @@ from cfrna.errors import ConfigError, EmptyResultError
 from cfrna.io.atomic import write_json, write_table
 from cfrna.io.samplesheet import SampleSheet
 from cfrna.io.tables import as_samplesheet
+from cfrna.pipeline.layout import OutputLayout
 from cfrna.qc import filters, metrics
 from cfrna.qc import multiqc as mqc
 from cfrna.reference.gtf import Annotation, read_gtf
@@ -33,12 +34,13 @@ def _clean(v: Any) -> Any:
 def _load_sample(sample: str, counts_dir: Path, align_dir: Path | None, trim_dir: Path | None
                  ) -> tuple[dict[str, Any], list[str]]:
     """Read the per-sample inputs that exist; return them and the list of missing file names."""
+    cl = OutputLayout.in_stage_folder("count", counts_dir)
     files: dict[str, Path | None] = {
-        "counts": counts_dir / f"{sample}.counts.tsv",
-        "summary": counts_dir / f"{sample}.counts.tsv.summary",
-        "stats": counts_dir / f"{sample}.counts.tsv.stats.json",
-        "align": align_dir / f"{sample}.align.json" if align_dir is not None else None,
-        "trim": trim_dir / f"{sample}.trim.json" if trim_dir is not None else None,
+        "counts": cl.counts(sample),
+        "summary": cl.counts_summary(sample),
+        "stats": cl.counts_stats(sample),
+        "align": OutputLayout.in_stage_folder("align", align_dir).align_json(sample) if align_dir is not None else None,
+        "trim": OutputLayout.in_stage_folder("trim", trim_dir).trim_json(sample) if trim_dir is not None else None,
     }
     missing = [str(p) for p in files.values() if p is not None and not p.is_file()]
     have = {k: p for k, p in files.items() if p is not None and p.is_file()}
@@ -130,6 +132,7 @@ def run_qc(
     curves: dict[str, list[dict[str, Any]] | None] = {}
     chrom_lengths: dict[str, int] | None = None
     n_with_counts = 0
+    count_lay = OutputLayout.in_stage_folder("count", counts_dir)
     for s in sheet.samples:
         data, miss = _load_sample(s.sample, counts_dir, align_dir, trim_dir)
         if miss:
@@ -139,7 +142,7 @@ def run_qc(
         stats = data["stats"]
         needs_lengths = stats is not None and stats.get("strandedness") not in ("forward", "reverse")
         if needs_lengths and chrom_lengths is None and align_dir is not None:
-            bam = align_dir / f"{s.sample}.bam"
+            bam = OutputLayout.in_stage_folder("align", align_dir).bam(s.sample)
             if bam.is_file():
                 chrom_lengths = metrics.bam_chrom_lengths(bam)
         rows[s.sample] = metrics.sample_metrics(
@@ -147,9 +150,9 @@ def run_qc(
             summary=data["summary"], genesets=genesets, declared_strandedness=s.strandedness,
             declared_sex=s.extra.get("sex"), chrom_lengths=chrom_lengths,
             gdna_strand_error=float(config["gdna_strand_error"]),
-            stats_path=counts_dir / f"{s.sample}.counts.tsv.stats.json",
+            stats_path=count_lay.counts_stats(s.sample),
         )
-        curves[s.sample] = metrics.complexity_curve_of(stats, where=str(counts_dir / f"{s.sample}.counts.tsv.stats.json"))
+        curves[s.sample] = metrics.complexity_curve_of(stats, where=str(count_lay.counts_stats(s.sample)))
         if data["summary"] is not None:
             assignments[s.sample] = data["summary"]
     if n_with_counts == 0:
@@ -167,6 +170,7 @@ def run_qc(
     summary.index.name = "sample"
 
     outdir.mkdir(parents=True, exist_ok=True)
+    lay = OutputLayout.in_stage_folder("qc", outdir)
     for sid in summary.index:
         rec: dict[str, Any] = {"sample": sid}
         rec.update({k: _clean(table.at[sid, k]) for k in metrics.METRICS})
@@ -178,22 +182,22 @@ def run_qc(
         rec["complexity_curve"] = curves.get(sid)
         rec["thresholds"] = {"mad_k": config["mad_k"], "ng80_min": filters.ng80_minimum(config, n_genes),
                              "keep_failed": keep_failed}
-        write_json(outdir / f"{sid}.qc.json", rec)
-    write_table(outdir / "qc_summary.tsv", summary.reset_index())
-    write_json(outdir / "qc_thresholds.json", config)
+        write_json(lay.qc_json(sid), rec)
+    write_table(lay.qc_summary, summary.reset_index())
+    write_json(lay.qc_thresholds, config)
 
-    mdir = outdir / "multiqc"
+    mdir = lay.multiqc_dir
     mqc.write_qc_table(summary, mdir / "cfrna_qc_mqc.tsv")
     if assignments:
         mqc.write_assignment(assignments, mdir / "cfrna_assignment_mqc.tsv")
     mqc.write_general_stats(summary, mdir / "cfrna_general_stats_mqc.tsv")
     if any(curves.values()):
         mqc.write_complexity(curves, mdir / "cfrna_complexity_mqc.json")
-        write_table(outdir / "complexity_curves.tsv", pd.DataFrame(
+        write_table(lay.complexity_curves, pd.DataFrame(
             [{"sample": k, **pt} for k, c in curves.items() if c for pt in c]), float_format="%.6g")
     else:
         (mdir / "cfrna_complexity_mqc.json").unlink(missing_ok=True)
-        (outdir / "complexity_curves.tsv").unlink(missing_ok=True)
+        lay.complexity_curves.unlink(missing_ok=True)
     if multiqc_report:
         cfg = None
         try:

@@ -44,8 +44,8 @@ def run_qc(*, samplesheet: str | os.PathLike | SampleSheet, gtf: str | os.PathLi
     outputs: dict[str, Path] = {"qc_summary": lay.qc_summary, "qc_thresholds": lay.qc_thresholds,
                                 "multiqc_dir": lay.multiqc_dir}
     outputs.update({f"qc_json:{sid}": lay.qc_json(sid) for sid in summary.index})
-    if (lay.qc_dir / "complexity_curves.tsv").is_file():  # counting ran with --dedup
-        outputs["complexity_curves"] = lay.qc_dir / "complexity_curves.tsv"
+    if lay.complexity_curves.is_file():  # counting ran with --dedup
+        outputs["complexity_curves"] = lay.complexity_curves
     counts = summary["status"].value_counts()
     excluded = [str(s) for s in summary.index[summary["excluded"]]]
     return StageResult("qc", outputs=outputs,

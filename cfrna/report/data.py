@@ -153,7 +153,9 @@ def read_qc(path: str | os.PathLike) -> pd.DataFrame:
     if qc.empty:
         raise InputFormatError("QC summary has no samples", where=str(qc_path), hint="re-run `cfrna qc`")
     # the library-complexity curves cfrna qc writes beside the summary when counting deduplicated
-    cx = qc_path.parent / "complexity_curves.tsv"
+    from cfrna.pipeline.layout import OutputLayout
+
+    cx = OutputLayout.in_stage_folder("qc", qc_path.parent).complexity_curves
     if cx.is_file():
         qc.attrs["complexity"] = read_tsv(cx, required=("sample", "fragments", "unique", "kind"),
                                           what="complexity curves", dtype={"sample": str})
