@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from cfrna.count import run_count
+from cfrna.count import count_reads
 from cfrna.count.counter import count_bam
 from cfrna.errors import ConfigError, InputFormatError
 from cfrna.reference.layout import load_layout
@@ -112,7 +113,7 @@ def test_position_counts_equal_featurecounts_ignoredup(real_bams, picard_real, t
     strandedness = ["unstranded", "forward", "reverse"][strand]
     for threads in (1, 2):
         out = tmp_path / f"c{threads}.tsv"
-        res = run_count(bam, gtf, out, strandedness=strandedness, paired=paired, dedup="position",
+        res = count_reads(bam, gtf, out, strandedness=strandedness, paired=paired, dedup="position",
                         dedup_out=tmp_path / "d.tsv", threads=threads, chunk_bytes=1 << 16)
         assert (tmp_path / "d.tsv").read_text().splitlines()[1:] == fc_dd
         assert out.read_text().splitlines()[1:] == fc_raw  # raw counts unchanged
@@ -202,7 +203,7 @@ def test_umi_counts_equal_umi_tools(umi_bams, tmp_path, layout, method):
     paired = layout == "pe"
     ut = umi_tools_dedup(bam, tmp_path / "ut.bam", method=method, paired=paired)
     fc_dd, fc_summary = featurecounts(ut, gtf, tmp_path, strand=0, paired=paired, flags=[])
-    res = run_count(bam, gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=paired, dedup=method,
+    res = count_reads(bam, gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=paired, dedup=method,
                     dedup_out=tmp_path / "d.tsv", chunk_bytes=1 << 16)
     assert (tmp_path / "d.tsv").read_text().splitlines()[1:] == fc_dd
     block = res["stats"]["dedup"]
@@ -264,11 +265,11 @@ def test_bad_umis(tmp_path, tiny_gtf, names, message):
     bam = _tiny_bam(tmp_path / "t.bam", names)
     for method in ("directional", "unique"):
         with pytest.raises(InputFormatError) as exc:
-            run_count(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False, dedup=method)
+            count_reads(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False, dedup=method)
         text = str(exc.value)
         assert message in text and str(bam) in text and "\n" not in text
     # position mode ignores names
-    run_count(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False, dedup="position")
+    count_reads(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False, dedup="position")
 
 
 def test_umi_length_across_chunks(tmp_path, tiny_gtf):
@@ -276,21 +277,21 @@ def test_umi_length_across_chunks(tmp_path, tiny_gtf):
     names = [f"r{k}_ACGT" for k in range(3000)] + ["late_ACG"]
     bam = _tiny_bam(tmp_path / "t.bam", names, positions=[100 + k for k in range(3001)])
     with pytest.raises(InputFormatError, match="read late_ACG has a UMI of 3 bases, earlier reads 4"):
-        run_count(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False, dedup="unique",
+        count_reads(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False, dedup="unique",
                   chunk_bytes=1 << 16)
 
 
 def test_umi_sep(tmp_path, tiny_gtf):
     bam = _tiny_bam(tmp_path / "t.bam", ["r1:ACGT", "r2:ACGA", "r3:ACGT"], positions=[100, 100, 100])
-    res = run_count(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False, dedup="unique",
+    res = count_reads(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False, dedup="unique",
                     umi_sep=":")
     assert (res["stats"]["dedup"]["fragments"], res["stats"]["dedup"]["unique"]) == (3, 2)
     assert res["stats"]["dedup"]["histogram"] == [[1, 1], [2, 1]]
-    res = run_count(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False,
+    res = count_reads(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False,
                     dedup="directional", umi_sep=":")
     assert res["stats"]["dedup"]["unique"] == 1  # ACGT (2 reads) absorbs ACGA (1 read)
     with pytest.raises(ConfigError, match="one ASCII character"):
-        run_count(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False, dedup="unique",
+        count_reads(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False, dedup="unique",
                   umi_sep="::")
 
 
@@ -298,18 +299,18 @@ def test_umi_sep(tmp_path, tiny_gtf):
 def test_not_coordinate_sorted(tmp_path, tiny_gtf, order):
     bam = _tiny_bam(tmp_path / "t.bam", ["r1_ACGT", "r2_ACGT"], sort_order=order)
     with pytest.raises(InputFormatError) as exc:
-        run_count(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False, dedup="position")
+        count_reads(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False, dedup="position")
     assert str(bam) in str(exc.value) and "samtools sort" in str(exc.value)
     # without dedup any order is counted
-    run_count(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False)
+    count_reads(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False)
 
 
 def test_no_dedup_block_without_dedup(tmp_path, tiny_gtf):
     bam = _tiny_bam(tmp_path / "t.bam", ["r1", "r2"])
-    res = run_count(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False)
+    res = count_reads(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False)
     assert res["stats"]["dedup"] is None
     with pytest.raises(ConfigError, match="unknown dedup method"):
-        run_count(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False, dedup="umi")
+        count_reads(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False, dedup="umi")
 
 
 def test_cli_dedup(tmp_path, tiny_gtf, capsys):
@@ -331,3 +332,109 @@ def test_cli_dedup(tmp_path, tiny_gtf, capsys):
                  "--dedup", "directional"]) == 1
     err = capsys.readouterr().err
     assert "read r2 has no UMI" in err
+
+
+# ------------------------------------------------------------------- kernel vs naive reference
+
+
+def random_bam(path: Path, *, seed: int, paired: bool, n: int = 300) -> Path:
+    """Dense random alignments on two references: soft/hard clips, deletions and splices, both
+    strands, qualities around Picard's threshold, MAPQ ties, Illumina-like names (tile:x:y) for
+    half the templates, UMIs from a small pool with one-base errors; single-end secondaries and
+    unmapped reads; pairs with every orientation, mates on the other reference, unmapped mates."""
+    rng = random.Random(seed)
+    header = pysam.AlignmentHeader.from_dict(
+        {"HD": {"VN": "1.6", "SO": "unsorted"}, "SQ": [{"SN": "chr1", "LN": 5000}, {"SN": "chr2", "LN": 5000}]})
+    pool = [_umi(rng, 5) for _ in range(4)]
+
+    def cigar() -> tuple[str, int]:
+        text = (rng.choice(["", "", "2S", "5S", "3H", "1H2S"]) + rng.choice(["20M", "22M", "10M2D10M", "8M100N12M",
+                                                                            "10M2I8M"])
+                + rng.choice(["", "", "3S", "4S", "2H"]))
+        return text, sum(int(n) for n, op in re.findall(r"(\d+)([MIDNSHP=X])", text) if op in "MDN=X")
+
+    def seq_len(text: str) -> int:
+        return sum(int(n) for n, op in re.findall(r"(\d+)([MIDNSHP=X])", text) if op in "MIS=X")
+
+    def rec(name, flag, tid, pos, cig, mapq, mtid=-1, mpos=-1, tlen=0):
+        a = pysam.AlignedSegment(header)
+        a.query_name = name
+        a.flag = flag
+        a.reference_id = tid
+        a.reference_start = pos
+        a.mapping_quality = mapq if not flag & 4 else 0
+        if cig and not flag & 4:
+            a.cigarstring = cig
+            length = seq_len(cig)
+        else:
+            length = 20
+        a.query_sequence = "".join(rng.choice(BASES) for _ in range(length))
+        a.query_qualities = pysam.qualitystring_to_array("".join(chr(33 + rng.choice([2, 14, 15, 30, 40]))
+                                                                 for _ in range(length)))
+        a.next_reference_id = mtid
+        a.next_reference_start = mpos
+        a.template_length = tlen
+        return a
+
+    recs = []
+    for k in range(n):
+        umi = rng.choice(pool)
+        if rng.random() < 0.2:
+            umi = _mutate(rng, umi)
+        name = (f"I:{k}:{rng.randint(1, 3)}:{rng.randint(1, 4)}:{rng.randint(1, 4)}_{umi}" if rng.random() < 0.5
+                else f"q{k}_{umi}")
+        tid = rng.choice([0, 0, 1])
+        pos = rng.randint(200, 212 if paired else 240)
+        cig, span = cigar()
+        rev = rng.random() < 0.5
+        mapq = rng.choice([0, 10, 60, 60])
+        if not paired:
+            u = rng.random()
+            flag = (16 if rev else 0) | (256 if u < 0.05 else 0) | (4 if 0.05 <= u < 0.1 else 0)
+            recs.append(rec(name, flag, -1 if flag & 4 else tid, -1 if flag & 4 else pos, cig, mapq))
+            continue
+        u = rng.random()
+        if u < 0.05:  # both unmapped
+            recs += [rec(name, 77, -1, -1, None, 0), rec(name, 141, -1, -1, None, 0)]
+            continue
+        first = 64 if rng.random() < 0.5 else 128
+        other = 192 - first
+        if u < 0.15:  # mate unmapped, placed with its mapped mate
+            recs.append(rec(name, 1 | 8 | first | (16 if rev else 0), tid, pos, cig, mapq, tid, pos))
+            recs.append(rec(name, 1 | 4 | other | (32 if rev else 0), tid, pos, None, 0, tid, pos))
+            continue
+        mtid = tid if rng.random() < 0.9 else 1 - tid
+        mpos = pos + rng.choice([-10, 0, 50, 90])
+        mrev = (not rev) if rng.random() < 0.8 else rev
+        mcig, mspan = cigar()
+        if mtid == tid:
+            left, right = min(pos, mpos), max(pos + span, mpos + mspan)
+            tlen = right - left if pos <= mpos else -(right - left)
+        else:
+            tlen = 0
+        recs.append(rec(name, 1 | 2 | first | (16 if rev else 0) | (32 if mrev else 0), tid, pos, cig, mapq, mtid,
+                        mpos, tlen))
+        recs.append(rec(name, 1 | 2 | other | (16 if mrev else 0) | (32 if rev else 0), mtid, mpos, mcig,
+                        rng.choice([0, 60]), tid, pos, -tlen))
+    tmp = path.with_suffix(".unsorted.bam")
+    with pysam.AlignmentFile(str(tmp), "wb", header=header) as o:
+        for a in recs:
+            o.write(a)
+    pysam.sort("-o", str(path), str(tmp))
+    return path
+
+
+@pytest.mark.parametrize("paired", [False, True])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kernel_equals_naive(tmp_path, tiny_gtf, seed, paired):
+    from tests.helpers.naive_dedup import naive_position, naive_umi
+
+    bam = random_bam(tmp_path / "r.bam", seed=seed, paired=paired, n=2500 if seed == 3 else (1000 if paired else 300))
+    layout = load_layout(tiny_gtf)
+    for method in ("position", "unique", "directional"):
+        res = count_bam(bam, layout, strandedness=0, paired=paired, dedup=method, dedup_marks=True,
+                        chunk_bytes=1 << 16)
+        mine = set(res["dedup"].marked().tolist())
+        ref = naive_position(bam) if method == "position" else naive_umi(bam, method=method, paired=paired)
+        assert len(ref) > 20
+        assert mine == ref, (method, sorted(mine - ref)[:5], sorted(ref - mine)[:5])
