@@ -6,7 +6,7 @@ checks that all per-gene counts are identical, and prints reads/s, peak RSS and 
 featureCounts.
 
 Two timings are given for cfrna: ``cli`` is the whole ``python -m cfrna count`` process (Python
-start-up, imports and loading the cached numba kernels included); ``engine`` is ``run_count`` in
+start-up, imports and loading the cached numba kernels included); ``engine`` is ``count_reads`` in
 a warm process (kernels already compiled and loaded), i.e. the counting itself as featureCounts
 reports it. The numba compile time (cold cache) is measured once and reported separately.
 
@@ -227,14 +227,14 @@ def main(argv=None) -> int:
                out_c.read_text().splitlines()[1:])
     # engine time in this (warm) process
     os.environ["NUMBA_CACHE_DIR"] = str(cold_cache)
-    from cfrna.count import run_count
+    from cfrna.count import count_reads
 
-    run_count(small, gtf, wd / "warm.tsv", strandedness=args.strandedness, paired=args.paired)
+    count_reads(small, gtf, wd / "warm.tsv", strandedness=args.strandedness, paired=args.paired)
     for threads in (1, 2):
         walls = []
         for _ in range(args.repeats):
             t = time.perf_counter()
-            run_count(bam, gtf, wd / "engine.tsv", strandedness=args.strandedness, paired=args.paired,
+            count_reads(bam, gtf, wd / "engine.tsv", strandedness=args.strandedness, paired=args.paired,
                       threads=threads)
             walls.append(time.perf_counter() - t)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -17,7 +17,7 @@ import pysam
 import pytest
 
 from cfrna.cli import main
-from cfrna.count import SUMMARY_CATEGORIES, run_count
+from cfrna.count import SUMMARY_CATEGORIES, count_reads
 from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
 from cfrna.io.bam import iter_record_batches
 from tests.helpers.bam import make_synthetic
@@ -53,7 +53,7 @@ def test_kernels_match_naive(synth, tmp_path, paired, sort, strand):
     bam, gtf = synth[(paired, sort)]
     for opts in OPTION_SETS:
         counts, summary, stats = naive_count(bam, gtf, strandedness=strand, paired=paired, **opts)
-        res = run_count(bam, gtf, tmp_path / "c.tsv", strandedness=STRANDS[strand], paired=paired, **opts)
+        res = count_reads(bam, gtf, tmp_path / "c.tsv", strandedness=STRANDS[strand], paired=paired, **opts)
         got = _read_counts(tmp_path / "c.tsv").astype(float)
         want = pd.Series(counts)
         assert list(got.index) == list(want.index), "genes in GTF order"
@@ -65,7 +65,7 @@ def test_kernels_match_naive(synth, tmp_path, paired, sort, strand):
 
 def test_outputs_and_stats_json(synth, tmp_path):
     bam, gtf = synth[(True, "coordinate")]
-    res = run_count(bam, gtf, tmp_path / "s.counts.tsv", strandedness="reverse", paired=True, sample="s1")
+    res = count_reads(bam, gtf, tmp_path / "s.counts.tsv", strandedness="reverse", paired=True, sample="s1")
     lines = (tmp_path / "s.counts.tsv").read_text().splitlines()
     assert lines[0] == "gene_id\tcount"
     assert all(ln.split("\t")[1].isdigit() for ln in lines[1:]), "integer counts without --fraction"
@@ -96,19 +96,19 @@ def test_sense_antisense_for_reverse_library(tmp_path):
             a.mapping_quality, a.cigarstring = 60, "30M"
             a.query_sequence, a.query_qualities = "A" * 30, pysam.qualitystring_to_array("I" * 30)
             out.write(a)
-    st = run_count(bam, gtf, tmp_path / "c.tsv", strandedness="reverse", paired=False)["stats"]
+    st = count_reads(bam, gtf, tmp_path / "c.tsv", strandedness="reverse", paired=False)["stats"]
     assert (st["exonic_sense"], st["exonic_antisense"], st["intronic_sense"], st["intergenic"]) == (1, 1, 1, 1)
-    st = run_count(bam, gtf, tmp_path / "c.tsv", strandedness="forward", paired=False)["stats"]
+    st = count_reads(bam, gtf, tmp_path / "c.tsv", strandedness="forward", paired=False)["stats"]
     assert (st["exonic_sense"], st["exonic_antisense"], st["intronic_antisense"]) == (1, 1, 1)
-    st = run_count(bam, gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False)["stats"]
+    st = count_reads(bam, gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False)["stats"]
     assert (st["exonic_sense"], st["exonic_antisense"], st["intronic_sense"]) == (2, 0, 1)
 
 
 @pytest.mark.parametrize("paired", [False, True])
 def test_threads_identical(synth, tmp_path, paired):
     bam, gtf = synth[(paired, "coordinate")]
-    a = run_count(bam, gtf, tmp_path / "t1.tsv", strandedness="unstranded", paired=paired, threads=1)
-    b = run_count(bam, gtf, tmp_path / "t2.tsv", strandedness="unstranded", paired=paired, threads=2)
+    a = count_reads(bam, gtf, tmp_path / "t1.tsv", strandedness="unstranded", paired=paired, threads=1)
+    b = count_reads(bam, gtf, tmp_path / "t2.tsv", strandedness="unstranded", paired=paired, threads=2)
     assert (tmp_path / "t1.tsv").read_text() == (tmp_path / "t2.tsv").read_text()
     assert a["summary"] == b["summary"] and a["stats"] == b["stats"]
 
@@ -167,9 +167,9 @@ def test_python_inflate_fallback(synth, tmp_path, monkeypatch):
     from cfrna.io import bgzf
 
     bam, gtf = synth[(True, "coordinate")]
-    a = run_count(bam, gtf, tmp_path / "native.tsv", strandedness="reverse", paired=True, threads=2)
+    a = count_reads(bam, gtf, tmp_path / "native.tsv", strandedness="reverse", paired=True, threads=2)
     monkeypatch.setattr(bgzf, "NATIVE", False)
-    b = run_count(bam, gtf, tmp_path / "python.tsv", strandedness="reverse", paired=True, threads=2)
+    b = count_reads(bam, gtf, tmp_path / "python.tsv", strandedness="reverse", paired=True, threads=2)
     assert (tmp_path / "native.tsv").read_text() == (tmp_path / "python.tsv").read_text()
     assert a["summary"] == b["summary"] and a["stats"] == b["stats"]
     data = bytearray(Path(bam).read_bytes())
@@ -177,7 +177,7 @@ def test_python_inflate_fallback(synth, tmp_path, monkeypatch):
     bad = tmp_path / "bad.bam"
     bad.write_bytes(bytes(data))
     with pytest.raises(InputFormatError, match="CRC|decompress|BGZF"):
-        run_count(bad, gtf, tmp_path / "o.tsv", strandedness="reverse", paired=True)
+        count_reads(bad, gtf, tmp_path / "o.tsv", strandedness="reverse", paired=True)
 
 
 def test_native_inflate_is_used():
@@ -259,7 +259,7 @@ def test_truncated_bam(small_bam, tmp_path):
         p.write_bytes(data[:cut])
         for threads in (1, 2):
             with pytest.raises(InputFormatError, match="truncated|ends inside"):
-                run_count(p, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False, threads=threads)
+                count_reads(p, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False, threads=threads)
 
 
 def test_corrupt_bytes(small_bam, tmp_path):
@@ -270,7 +270,7 @@ def test_corrupt_bytes(small_bam, tmp_path):
     p.write_bytes(bytes(data))
     for threads in (1, 2):
         with pytest.raises(InputFormatError, match="corrupt|CRC|decompress|BGZF"):
-            run_count(p, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False, threads=threads)
+            count_reads(p, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False, threads=threads)
 
 
 def test_corrupt_record_inside_valid_bgzf(small_bam, tmp_path):
@@ -289,7 +289,7 @@ def test_corrupt_record_inside_valid_bgzf(small_bam, tmp_path):
     p.write_bytes(_bgzf(bytes(raw)))
     for threads in (1, 2):
         with pytest.raises(InputFormatError, match="corrupt BAM record"):
-            run_count(p, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False, threads=threads)
+            count_reads(p, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False, threads=threads)
 
 
 def test_not_a_bam(small_bam, tmp_path):
@@ -297,15 +297,15 @@ def test_not_a_bam(small_bam, tmp_path):
     sam = tmp_path / "x.sam"
     sam.write_text("@HD\tVN:1.6\nr1\t4\t*\t0\t0\t*\t*\t0\t0\tA\tI\n")
     with pytest.raises(InputFormatError, match="not a BAM"):
-        run_count(sam, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
+        count_reads(sam, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
     gz = tmp_path / "x.gz"
     gz.write_bytes(gzip.compress(b"hello world"))
     with pytest.raises(InputFormatError, match="BGZF|not a BAM"):
-        run_count(gz, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
+        count_reads(gz, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
     bgz = tmp_path / "x.bgz"
     bgz.write_bytes(_bgzf(b"hello world, not a BAM at all"))
     with pytest.raises(InputFormatError, match="not a BAM"):
-        run_count(bgz, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
+        count_reads(bgz, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
 
 
 def test_empty_bam(small_bam, tmp_path):
@@ -313,12 +313,12 @@ def test_empty_bam(small_bam, tmp_path):
     empty = tmp_path / "empty.bam"
     empty.write_bytes(b"")
     with pytest.raises(InputFormatError, match="empty"):
-        run_count(empty, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
+        count_reads(empty, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
     header_only = tmp_path / "header_only.bam"
     with pysam.AlignmentFile(str(header_only), "wb", header={"SQ": [{"SN": "chr1", "LN": 100}]}):
         pass
     with pytest.raises(EmptyResultError, match="no alignment records"):
-        run_count(header_only, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
+        count_reads(header_only, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
     assert not (tmp_path / "o.tsv").exists()
 
 
@@ -333,7 +333,7 @@ def test_unsorted_but_claims_coordinate(small_bam, tmp_path):
             a.cigarstring, a.query_sequence = "10M", "A" * 10
             out.write(a)
     with pytest.raises(InputFormatError, match="out of order"):
-        run_count(p, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
+        count_reads(p, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
 
 
 def test_reference_mismatch(small_bam, tmp_path, caplog):
@@ -341,28 +341,28 @@ def test_reference_mismatch(small_bam, tmp_path, caplog):
     gtf = tmp_path / "other.gtf"
     gtf.write_text('1\tt\texon\t1\t100\t.\t+\t.\tgene_id "X";\n')
     with pytest.raises(InputFormatError, match=r"no chromosome of the GTF \(1\).*BAM \(chr1"):
-        run_count(bam, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
+        count_reads(bam, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
     gtf.write_text('chr1\tt\texon\t1\t100\t.\t+\t.\tgene_id "X";\nchrZ\tt\texon\t1\t100\t.\t+\t.\tgene_id "Y";\n')
     with caplog.at_level(logging.WARNING, logger="cfrna"):
-        run_count(bam, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
+        count_reads(bam, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
     assert "chrZ" in caplog.text
 
 
 def test_bad_options_and_layout(synth, tmp_path):
     bam, gtf = synth[(False, "coordinate")]
     with pytest.raises(ConfigError, match="--fraction"):
-        run_count(bam, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False, fraction=True)
+        count_reads(bam, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False, fraction=True)
     with pytest.raises(ConfigError, match="strandedness"):
-        run_count(bam, gtf, tmp_path / "o.tsv", strandedness="yes", paired=False)
+        count_reads(bam, gtf, tmp_path / "o.tsv", strandedness="yes", paired=False)
     with pytest.raises(ConfigError, match="min-mapq"):
-        run_count(bam, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False, min_mapq=-1)
+        count_reads(bam, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False, min_mapq=-1)
     with pytest.raises(ConfigError, match="no paired-end reads"):
-        run_count(bam, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=True)
+        count_reads(bam, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=True)
     pe, _ = synth[(True, "coordinate")]
     with pytest.raises(ConfigError, match="add --paired"):
-        run_count(pe, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
+        count_reads(pe, gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
     with pytest.raises(InputFormatError, match="not found"):
-        run_count(tmp_path / "missing.bam", gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
+        count_reads(tmp_path / "missing.bam", gtf, tmp_path / "o.tsv", strandedness="unstranded", paired=False)
 
 
 def test_decoder_fuzz(small_bam, tmp_path):
@@ -381,7 +381,7 @@ def test_decoder_fuzz(small_bam, tmp_path):
         p = tmp_path / f"fuzz{k}.bam"
         p.write_bytes(_bgzf(bytes(data)))
         try:
-            run_count(p, gtf, tmp_path / "fz.tsv", strandedness="unstranded", paired=False, threads=1 + k % 2)
+            count_reads(p, gtf, tmp_path / "fz.tsv", strandedness="unstranded", paired=False, threads=1 + k % 2)
             outcomes["ok"] += 1
         except (InputFormatError, EmptyResultError, ConfigError):
             outcomes["error"] += 1

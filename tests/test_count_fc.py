@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from cfrna.count import run_count
+from cfrna.count import count_reads
 from tests.conftest import require_shared, require_tool
 from tests.helpers.bam import make_synthetic
 from tests.helpers.featurecounts import featurecounts
 
 STRANDS = ["unstranded", "forward", "reverse"]
-# (featureCounts flags, run_count keywords)
+# (featureCounts flags, count_reads keywords)
 OPTIONS = [
     ([], {}),
     (["-Q", "10", "--primary"], {"min_mapq": 10, "primary_only": True}),
@@ -32,7 +32,7 @@ OPTIONS = [
 
 def assert_same(bam, gtf, tmp_path, *, strand: int, paired: bool, flags, kwargs):
     fc_counts, fc_summary = featurecounts(bam, gtf, tmp_path, strand=strand, paired=paired, flags=flags)
-    res = run_count(bam, gtf, tmp_path / "c.tsv", strandedness=STRANDS[strand], paired=paired, **kwargs)
+    res = count_reads(bam, gtf, tmp_path / "c.tsv", strandedness=STRANDS[strand], paired=paired, **kwargs)
     ours = (tmp_path / "c.tsv").read_text().splitlines()[1:]
     assert res["summary"] == fc_summary, (flags, strand)
     diff = [(a, b) for a, b in zip(fc_counts, ours, strict=True) if a != b]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from cfrna.count import run_count
+from cfrna.count import count_reads
 from tests.conftest import require_tool
 from tests.helpers.bam import make_flag_zoo
 from tests.helpers.fastq import read_fastq as _fastq
@@ -47,7 +47,7 @@ def _assert_fc(bam, gtf, tmp_path, *, strand, paired, opt, threads=(1, 2)):
     for t in threads:
         for chunk in (1 << 16, 1 << 22):
             out = tmp_path / f"c{t}_{chunk}.tsv"
-            res = run_count(bam, gtf, out, strandedness=STRANDS[strand], paired=paired, threads=t, chunk_bytes=chunk,
+            res = count_reads(bam, gtf, out, strandedness=STRANDS[strand], paired=paired, threads=t, chunk_bytes=chunk,
                             **kwargs)
             assert res["summary"] == fc_summary, (flags, strand, t, chunk)
             ours = out.read_text().splitlines()[1:]
@@ -179,8 +179,8 @@ def test_same_strand_pair_is_checked_per_mate(tmp_path):
             a.cigartuples = [(0, 50)]
             a.query_sequence = "A" * 50
             out.write(a)
-    fwd = run_count(bam, gtf, tmp_path / "f.tsv", strandedness="forward", paired=True)["summary"]
-    rev = run_count(bam, gtf, tmp_path / "r.tsv", strandedness="reverse", paired=True)["summary"]
+    fwd = count_reads(bam, gtf, tmp_path / "f.tsv", strandedness="forward", paired=True)["summary"]
+    rev = count_reads(bam, gtf, tmp_path / "r.tsv", strandedness="reverse", paired=True)["summary"]
     assert fwd["Unassigned_Ambiguity"] == 1 and fwd["Assigned"] == 0
     assert rev["Unassigned_NoFeatures"] == 1 and rev["Assigned"] == 0
     if shutil.which("featureCounts"):
@@ -196,7 +196,7 @@ def test_flag_zoo_vs_naive_reference(tmp_path, strand):
     bam, gtf = make_flag_zoo(tmp_path, n=800, seed=9)
     for kwargs in ({}, {"multi_mapping": True, "fraction": True}, {"ignore_dup": True, "min_mapq": 1}):
         counts, summary, _ = naive_count(bam, gtf, strandedness=strand, paired=True, **kwargs)
-        res = run_count(bam, gtf, tmp_path / "c.tsv", strandedness=STRANDS[strand], paired=True, chunk_bytes=1 << 16,
+        res = count_reads(bam, gtf, tmp_path / "c.tsv", strandedness=STRANDS[strand], paired=True, chunk_bytes=1 << 16,
                         **kwargs)
         assert res["summary"] == summary
         ours = dict(ln.split("\t") for ln in (tmp_path / "c.tsv").read_text().splitlines()[1:])

@@ -25,7 +25,7 @@ from conftest import require_tool
 from test_count_fc import featurecounts
 from test_count_hisat2 import _fastq, _write_fastq
 
-from cfrna.count import run_count
+from cfrna.count import count_reads
 
 STRANDS = ["unstranded", "forward", "reverse"]
 DUP_SHARE = 0.3
@@ -112,11 +112,11 @@ def test_ignore_dup_vs_featurecounts(marked, tmp_path, layout, strand):
     fc_dd, fc_dd_summary = featurecounts(bam, gtf, tmp_path, strand=strand, paired=paired, flags=["--ignoreDup"])
     assert fc_dd_summary["Unassigned_Duplicate"] > 0
     for threads in (1, 2):
-        res = run_count(bam, gtf, tmp_path / "i.tsv", strandedness=STRANDS[strand], paired=paired, ignore_dup=True,
+        res = count_reads(bam, gtf, tmp_path / "i.tsv", strandedness=STRANDS[strand], paired=paired, ignore_dup=True,
                         threads=threads, chunk_bytes=1 << 16)
         assert res["summary"] == fc_dd_summary
         assert (tmp_path / "i.tsv").read_text().splitlines()[1:] == fc_dd
-        res = run_count(bam, gtf, tmp_path / "r.tsv", strandedness=STRANDS[strand], paired=paired,
+        res = count_reads(bam, gtf, tmp_path / "r.tsv", strandedness=STRANDS[strand], paired=paired,
                         dedup_out=tmp_path / "r.dedup.tsv", threads=threads, chunk_bytes=1 << 16)
         assert res["summary"] == fc_raw_summary
         assert (tmp_path / "r.tsv").read_text().splitlines()[1:] == fc_raw
@@ -128,7 +128,7 @@ def test_duplicates_flagged_equals_picard(marked, tmp_path, layout):
     bams, gtf = marked
     bam, metrics = bams[layout]
     paired = layout == "pe"
-    res = run_count(bam, gtf, tmp_path / "c.tsv", strandedness="reverse", paired=paired)
+    res = count_reads(bam, gtf, tmp_path / "c.tsv", strandedness="reverse", paired=paired)
     st = res["stats"]
     # HISAT2 writes secondary pairs at the primary pair's positions without HI; featureCounts'
     # pairing key (and so cfrna's) then pairs a primary mate with a secondary one, and such a
@@ -150,7 +150,7 @@ def test_dedup_counts_without_flags_equal_raw(tmp_path):
     from test_count_hisat2 import make_flag_zoo
 
     bam, gtf = make_flag_zoo(tmp_path, n=400, seed=2, dup_rate=0.0)
-    res = run_count(bam, gtf, tmp_path / "c.tsv", strandedness="reverse", paired=True, ignore_dup=True,
+    res = count_reads(bam, gtf, tmp_path / "c.tsv", strandedness="reverse", paired=True, ignore_dup=True,
                     dedup_out=tmp_path / "d.tsv")
     assert res["summary"]["Unassigned_Duplicate"] == 0
     assert res["stats"]["duplicates_flagged"] == 0

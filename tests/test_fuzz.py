@@ -110,7 +110,7 @@ def test_bam_decoder_fuzz_in_a_child_process(tmp_path):
     script = textwrap.dedent(f"""
         import gzip, random
         from pathlib import Path
-        from cfrna.count import run_count
+        from cfrna.count import count_reads
         from cfrna.errors import CfrnaError
         raw = gzip.decompress(Path({str(bam)!r}).read_bytes())
         rng = random.Random(7)
@@ -125,7 +125,7 @@ def test_bam_decoder_fuzz_in_a_child_process(tmp_path):
             # every fifth file is plain gzip (not BGZF): must be rejected as not a BAM
             p.write_bytes(gzip.compress(bytes(data), mtime=0) if k % 5 == 0 else _w(bytes(data)))
             try:
-                run_count(p, {str(tmp_path / 'g.gtf')!r}, Path({str(tmp_path)!r}) / "o.tsv",
+                count_reads(p, {str(tmp_path / 'g.gtf')!r}, Path({str(tmp_path)!r}) / "o.tsv",
                           strandedness="unstranded", paired=False)
                 ok += 1
             except CfrnaError as exc:

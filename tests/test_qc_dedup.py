@@ -227,7 +227,7 @@ def test_engine_dedup_recovers_planted_duplicates(tmp_path):
     duplicate fraction within 0.02 of the planted one, unique at 2x within 10% of the exact expectation."""
     from cfrna.align import align_reads
     from cfrna.align.index import build_index
-    from cfrna.count import run_count
+    from cfrna.count import count_reads
     from cfrna.io.samplesheet import read_samplesheet
     from cfrna.qc.metrics import complexity_curve_of
     from cfrna.simulate import simulate_cohort
@@ -243,7 +243,7 @@ def test_engine_dedup_recovers_planted_duplicates(tmp_path):
         al = align_reads(s.sample, s.fastq_1, None, cohort / "genome.fa", cohort / "genes.gtf", tmp_path / "aln",
                          "mappy", idx, 2, s.strandedness)
         out = tmp_path / "counts" / f"{s.sample}.counts.tsv"
-        run_count(tmp_path / "aln" / f"{s.sample}.bam", cohort / "genes.gtf", out,
+        count_reads(tmp_path / "aln" / f"{s.sample}.bam", cohort / "genes.gtf", out,
                   strandedness=al["strandedness"]["used"], paired=False, threads=2, dedup="directional",
                   dedup_out=tmp_path / "counts" / f"{s.sample}.counts.dedup.tsv")
         stats = json.loads(Path(f"{out}.stats.json").read_text())

@@ -21,7 +21,7 @@ def _process(cohort: Path, out: Path) -> Path:
     """Run trim, align (mappy) and count for every sample of the cohort's samplesheet into ``out``."""
     from cfrna.align import align_reads
     from cfrna.align.index import build_index
-    from cfrna.count import run_count
+    from cfrna.count import count_reads
     from cfrna.io.samplesheet import read_samplesheet
     from cfrna.trim import trim_reads
 
@@ -33,7 +33,7 @@ def _process(cohort: Path, out: Path) -> Path:
         t2 = out / "trimmed" / f"{s.sample}_2.trimmed.fastq.gz" if s.paired else None
         al = align_reads(s.sample, t1, t2, cohort / "genome.fa", cohort / "genes.gtf", out / "alignment", "mappy",
                        idx, 2, s.strandedness)
-        run_count(out / "alignment" / f"{s.sample}.bam", cohort / "genes.gtf",
+        count_reads(out / "alignment" / f"{s.sample}.bam", cohort / "genes.gtf",
                   out / "counts" / f"{s.sample}.counts.tsv", strandedness=al["strandedness"]["used"],
                   paired=s.paired, threads=2)
     return out
@@ -121,14 +121,14 @@ def test_real_reads_smoke(tmp_path):
     sheet.write_text("sample,patient_id,visit_month,arm,flare,fastq_1,fastq_2,strandedness\n"
                      f"gut,P1,0,steroid_tapering,,{fq1},{fq2},auto\n")
     from cfrna.align import align_reads
-    from cfrna.count import run_count
+    from cfrna.count import count_reads
     from cfrna.qc import METRICS, run_qc
     from cfrna.trim import trim_reads
 
     trim_reads("gut", fq1, fq2, tmp_path / "trimmed", 2)
     al = align_reads("gut", tmp_path / "trimmed" / "gut_1.trimmed.fastq.gz", tmp_path / "trimmed" / "gut_2.trimmed.fastq.gz",
                    fa, gtf, tmp_path / "alignment", "mappy", tmp_path / "index", 2, "auto")
-    run_count(tmp_path / "alignment" / "gut.bam", gtf, tmp_path / "counts" / "gut.counts.tsv",
+    count_reads(tmp_path / "alignment" / "gut.bam", gtf, tmp_path / "counts" / "gut.counts.tsv",
               strandedness=al["strandedness"]["used"], paired=True, threads=2)
     summary = run_qc(sheet, gtf, tmp_path / "counts", tmp_path / "alignment", tmp_path / "trimmed",
                      tmp_path / "qc", multiqc_report=False)

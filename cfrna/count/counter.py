@@ -74,6 +74,7 @@ from cfrna.count import _kernels as K
 from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
 from cfrna.io.atomic import write_json, write_text
 from cfrna.io.bam import Slot, read_header, stream_records
+from cfrna.pipeline.layout import counts_sidecar
 from cfrna.reference.layout import (
     MITO_NAMES,
     FeatureLayout,
@@ -498,7 +499,7 @@ def count_bam(bam, annotation, *, strandedness: int, paired: bool, threads: int 
     Chunks of the BAM are inflated, decoded and looked up in the gene index on ``threads``
     threads; the order-dependent part (mate pairing, duplicates, sort order, assignment) runs on
     one chunk at a time in file order (:func:`cfrna.io.bam.stream_records`), so any number of
-    threads gives the same numbers. With ``dedup`` (see :func:`run_count`) the same pass also
+    threads gives the same numbers. With ``dedup`` (see :func:`count_reads`) the same pass also
     marks duplicates and counts the deduplicated fragments (``result["dedup"]``, a
     :class:`_Dedup`); ``dedup_marks`` keeps the (0-based, file-order) indices of the records of
     duplicate fragments in ``result["dedup"].marked()``.
@@ -620,7 +621,7 @@ def _format_count(x: float, *, fraction: bool) -> str:
     return f"{x:.2f}"
 
 
-def run_count(
+def count_reads(
     bam: str | os.PathLike,
     gtf: str | os.PathLike,
     out: str | os.PathLike,
@@ -741,9 +742,9 @@ def run_count(
                                                                           strict=True)]
         write_text(dedup_out, "gene_id\tcount\n" + "\n".join(dd) + "\n")
     summary = {k: int(v) for k, v in zip(SUMMARY_CATEGORIES, st.summary.tolist(), strict=True)}
-    write_text(str(out) + ".summary", f"Status\t{Path(bam).name}\n" + "".join(f"{k}\t{v}\n" for k, v in summary.items()))
+    write_text(counts_sidecar(out, "summary"), f"Status\t{Path(bam).name}\n" + "".join(f"{k}\t{v}\n" for k, v in summary.items()))
     stats = _stats(res, sample=sample or bam.name.removesuffix(".bam"), strandedness=strandedness, paired=paired)
-    write_json(str(out) + ".stats.json", stats)
+    write_json(counts_sidecar(out, "stats"), stats)
     log.info("%s: %d records, %d assigned (%s), %d genes detected", bam, res["records"], summary["Assigned"],
              "fragments" if paired else "reads", stats["genes_detected"])
     return {"summary": summary, "stats": stats, "counts": str(out), "records": res["records"]}

@@ -1,6 +1,6 @@
 """Stage function ``count`` (contract: :mod:`cfrna.pipeline.stages`).
 
-The work is done by :func:`cfrna.count.counter.run_count`; :class:`CountSettings`' fields are its
+The work is done by :func:`cfrna.count.counter.count_reads`; :class:`CountSettings`' fields are its
 keyword options, passed through by name (a new option is a field here and an argument of the same
 name in ``cfrna/count/_cli.py``).
 """
@@ -44,7 +44,7 @@ class CountSettings:
     dedup, umi_sep
         Duplicate marking in the counting pass (none, position, directional, unique) and the
         separator before the UMI in read names (default: none, ``_``); see
-        :func:`cfrna.count.counter.run_count`.
+        :func:`cfrna.count.counter.count_reads`.
     """
 
     threads: int = 1
@@ -93,8 +93,7 @@ def run_count(*, bam: str | os.PathLike, gtf: str | os.PathLike, sample: str | N
     StageResult
         ``summary``: ``{"summary": {category: n}, "stats": {...}, "records": n, "strandedness": s}``.
     """
-    from cfrna.count import run_count as count_reads
-    from cfrna.count import strandedness_from
+    from cfrna.count import count_reads, strandedness_from
 
     if (strandedness is None) == (align_json is None):
         raise ConfigError("give the strandedness or the align.json to take it from (one of the two)",
