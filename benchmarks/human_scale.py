@@ -743,17 +743,23 @@ def measure_count(bam: Path, gtf: Path, wd: Path, *, paired: bool, threads: list
 
 
 def measure_index(fa: Path, gtf: Path, wd: Path, *, threads: int, minimap2: str | None, star: bool,
-                  results: dict, mappy: bool = True) -> dict[str, Path]:
+                  results: dict, mappy: bool = True, reuse: bool = False) -> dict[str, Path]:
     r = results.setdefault("index", {})
     out: dict[str, Path] = {}
     for aligner in [a for a, on in (("mappy", mappy), ("star", star)) if on]:
         d = wd / f"index_{aligner}"
+        done = [p for p in d.glob(f"{aligner}-*") if (p / "manifest.json").is_file()] if d.is_dir() else []
+        if reuse and done:  # built (and measured) by an earlier run in this workdir: not timed again
+            out[aligner] = done[0]
+            r[aligner] = {"reused": str(done[0]), "size_mb": _du_mb(done[0])}
+            log(f"{aligner}: index reused from {done[0]}")
+            continue
         shutil.rmtree(d, ignore_errors=True)
         _run(aligner, _py("-q", "index", "--fasta", str(fa), "--gtf", str(gtf), "--aligner", aligner, "--outdir",
                           str(d), "--threads", str(threads), "--sjdb-overhang", str(READ_LENGTH - 1)), r, env=_env())
         out[aligner] = next(p for p in d.iterdir() if p.is_dir() and p.name.startswith(aligner))
         r[aligner]["size_mb"] = _du_mb(out[aligner])
-    if minimap2:
+    if minimap2 and not (reuse and (wd / "minimap2_cli.mmi").is_file()):
         mmi = wd / "minimap2_cli.mmi"
         _run("minimap2_cli", [minimap2, "-x", "splice:sr", "-t", str(threads), "-d", str(mmi), str(fa)], r)
         r["minimap2_cli"]["size_mb"] = _du_mb(mmi)
@@ -903,6 +909,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="index and align with STAR alone (to run it as a separate process next to a --no-star run; "
                          "use another --workdir)")
     ap.add_argument("--minimap2", default=None, help="a minimap2 >= 2.29 binary (index -d and alignment)")
+    ap.add_argument("--reuse-index", action="store_true",
+                    help="take the indexes an earlier run left in --workdir (not timed again)")
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--workdir", default=None, help="scratch folder (default: <cache>/run-<scale>)")
     ap.add_argument("--json", default=None, help="write the results here")
@@ -945,7 +953,7 @@ def main(argv: list[str] | None = None) -> int:
     index = None
     if stages & {"index", "align", "qc"}:
         index = measure_index(p["fa"], p["gtf"], wd, threads=max(args.threads), minimap2=args.minimap2,
-                              star=star, results=results, mappy=not args.star_only)
+                              star=star, results=results, mappy=not args.star_only, reuse=args.reuse_index)
     if "align" in stages:
         measure_align(index, p["fastq"], wd, threads=align_threads, minimap2=args.minimap2, results=results)
     if stages & {"trim", "qc"}:
