@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,11 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-# as in conftest.py (not importable under --import-mode=importlib)
-ROOT = Path(__file__).resolve().parents[1]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from tests.conftest import IN_CI, ROOT
+from tests.helpers.nextflow import VENV_BIN, nextflow_bin, task_env
 
-VENV_BIN = Path(sys.executable).parent
 STAGES = ("simulate", "validate", "index", "trim", "align", "count", "qc", "matrix", "de", "pathways", "report")
 NF_TIMEOUT = 1800
 
@@ -32,28 +29,6 @@ NF_TIMEOUT = 1800
 # ----------------------------------------------------------------------------- helpers
 
 
-def nextflow_bin() -> str:
-    """The Nextflow launcher; skip when absent locally, fail under CI=true."""
-    local = ROOT / "tools" / "nextflow" / "bin" / "nextflow"
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    found = shutil.which("nextflow")
-    if found:
-        return found
-    msg = "Nextflow is not installed (run scripts/install_nextflow.sh)"
-    if IN_CI:
-        pytest.fail(f"CI=true: {msg}")
-    pytest.skip(msg)
-
-
-def task_env() -> dict[str, str]:
-    """Environment for Nextflow and its tasks: this venv's python/cfrna first on PATH."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "")])
-    env.setdefault("NXF_OFFLINE", "true")
-    env["NXF_ANSI_LOG"] = "false"
-    env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
-    return env
 
 
 def nf_command(*args: str) -> list[str]:

@@ -31,6 +31,7 @@ def require_multiqc() -> None:
     """The multiqc module: skip locally without it, fail under CI=true."""
     require_module("multiqc")
 
+
 GENERIC = [f"G{i:02d}" for i in range(40)]
 SPECIAL = [("RNA45SN1", "chr1", "rRNA"), ("MT-CO1", "chrM", "protein_coding"), ("HBB", "chr2", "protein_coding"),
            ("HBA1", "chr2", "protein_coding"), ("ALAS2", "chr2", "protein_coding"),
