@@ -438,3 +438,21 @@ def test_kernel_equals_naive(tmp_path, tiny_gtf, seed, paired):
         ref = naive_position(bam) if method == "position" else naive_umi(bam, method=method, paired=paired)
         assert len(ref) > 20
         assert mine == ref, (method, sorted(mine - ref)[:5], sorted(ref - mine)[:5])
+
+
+def test_clip_behind_decided_groups(tmp_path, tiny_gtf):
+    """A read clipped further back than the groups kept open is an error naming it (not a silent miss)."""
+    header = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "chr1", "LN": 10000}]}
+    bam = tmp_path / "clip.bam"
+    with pysam.AlignmentFile(str(bam), "wb", header=header) as o:
+        for name, pos, cig in (("a", 100, "20M"), ("b", 3000, "20M"), ("c", 3000, "2500S20M")):
+            a = pysam.AlignedSegment(o.header)
+            a.query_name, a.flag, a.reference_id, a.reference_start = name, 0, 0, pos
+            a.mapping_quality, a.cigarstring = 60, cig
+            n = 2520 if cig.startswith("2500") else 20
+            a.query_sequence = "A" * n
+            a.query_qualities = pysam.qualitystring_to_array("I" * n)
+            o.write(a)
+    with pytest.raises(InputFormatError, match="read c is clipped so far") as exc:
+        count_reads(bam, tiny_gtf, tmp_path / "c.tsv", strandedness="unstranded", paired=False, dedup="position")
+    assert str(bam) in str(exc.value)

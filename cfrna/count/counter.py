@@ -57,6 +57,27 @@ QC tallies (``<out>.stats.json``, one pass, fragments for pairs, primary records
   genes for which every such fragment lies entirely (all aligned blocks of all mates) inside that
   exon. ``null`` when no gene qualifies.
 * ``genes_detected``: genes with a count > 0.
+
+Duplicates (``dedup``, coordinate-sorted BAMs; :mod:`cfrna.count._dedup_kernels`), in the same
+pass: ``position`` marks what Picard MarkDuplicates (2.27, defaults) flags: read ends keyed by
+reference, unclipped 5' end and strand (pairs by both ends, ordered and oriented as Picard does),
+the best sum of base qualities >= 15 kept (ties: tile/x/y from the read name, then file order),
+fragments (single reads, reads with an unmapped mate) at a paired read's end all duplicates;
+secondary/supplementary records and pairs whose mate never comes stay unmarked, as Picard leaves
+them in a coordinate-sorted BAM. ``directional``/``unique`` deduplicate as ``umi_tools dedup``
+(``--paired`` for pairs) does with the UMI after the last ``umi_sep`` of the read name: bundles by
+umi_tools' read position (soft clips), strand and, for pairs, read 1's TLEN; per UMI the read with
+the highest MAPQ (umi_tools draws among ties at random, cfrna takes the first); directional
+networks (``n_a >= 2 n_b - 1``, one base apart) and their representative UMI as umi_tools picks
+it. Reads umi_tools does not output (unmapped; for pairs read 2s without their read 1, pairs with
+an unmapped mate) are not in the deduplicated counts. The deduplicated fragments are assigned by
+the same kernel into their own counts and tallies (``dedup_out``, stats ``dedup``); the raw
+counts are unchanged and the 0x400 flags play no part. Known difference: a template whose
+primary mate pairs with a secondary record under featureCounts' key (HISAT2 secondary pairs
+without HI) makes fragments mixing primary and secondary records, which stay unmarked.
+Memory: the open duplicate groups (a group closes when the BAM has moved twice the longest read,
+at least 1000 bases, past its last 5' end) and the mates whose pair is still ahead (for UMI pairs
+also the groups after a read 1 still waiting for its mate); no index of read names.
 """
 
 from __future__ import annotations
@@ -444,9 +465,10 @@ class _Dedup:
             if code == D.D_LATE:
                 name = _read_name(slot.data, int(f[0][int(where)]))
                 raise InputFormatError(
-                    f"read {name}: its 5' end lies more than {int(self.ds[D.S_WINDOW])} bases before its start "
-                    "(clipped more than twice the longest read before it)", where=self.bam,
-                    hint="duplicate marking keeps groups open that far; hard-clip or filter such records")
+                    f"read {name} is clipped so far that its 5' end lies behind duplicate groups already "
+                    "decided (they are kept open for twice the longest read before it, at least "
+                    f"{D.MIN_WINDOW} bases)", where=self.bam,
+                    hint="trim or filter such reads before counting with --dedup")
             self._grow(int(code))
 
     def finish(self) -> None:
