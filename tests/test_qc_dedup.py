@@ -254,3 +254,85 @@ def test_engine_dedup_recovers_planted_duplicates(tmp_path):
         assert m["complexity_2x"] == pytest.approx(row["expected_unique_2x"], rel=0.10)
         assert m["intron_exon_ratio_dedup"] is not None and m["reads_assigned_dedup"] > 0
         assert complexity_curve_of(stats)[-1]["unique"] == pytest.approx(m["complexity_2x"])
+
+
+@pytest.mark.slow
+def test_cfrna_run_with_umis_and_duplicates(tmp_path):
+    """A tiny simulated cohort with PCR duplicates and UMIs through `cfrna run` (defaults --dedup auto,
+    --de-counts auto): directional dedup, deduplicated matrix, DE on it, QC columns, complexity curves."""
+    from cfrna.cli import main
+    from cfrna.simulate import simulate_cohort
+    from cfrna.simulate.duplicates import DuplicateSpec
+
+    cohort = tmp_path / "sim"
+    simulate_cohort(cohort, n_samples=6, reads_per_sample=2500, n_genes=240, seed=5,
+                    duplicates=DuplicateSpec(pcr_duplicates=0.35, umi_length=8, umi_location="name"))
+    out = tmp_path / "results"
+    rc = main(["run", "--samplesheet", str(cohort / "samplesheet.csv"), "--fasta", str(cohort / "genome.fa"),
+               "--gtf", str(cohort / "genes.gtf"), "--contrasts", str(cohort / "contrasts.csv"), "--outdir", str(out),
+               "--threads", "2", "--no-progress", "--index-dir", str(tmp_path / "index")])
+    assert rc == 0
+    truth = pd.read_csv(cohort / "truth" / "duplicates.tsv", sep="\t").set_index("sample")
+    qc = pd.read_csv(out / "qc" / "qc_summary.tsv", sep="\t").set_index("sample")
+    assert (qc["duplication_method"] == "directional").all()
+    err = (qc["duplication_fraction"] - truth["expected_duplicate_fraction"]).abs()
+    assert err.max() <= 0.03, err.to_dict()
+    assert qc[["unique_fragments", "complexity_2x", "saturation", "intron_exon_ratio_dedup"]].notna().all().all()
+    for s in truth.index:
+        assert (out / "counts" / f"{s}.counts.dedup.tsv").is_file()
+    raw = pd.read_csv(out / "matrix" / "gene_counts.tsv", sep="\t", index_col=0)
+    dd = pd.read_csv(out / "matrix" / "gene_counts_dedup.tsv", sep="\t", index_col=0)
+    assert list(dd.columns) == list(raw.columns) and (dd <= raw).all().all() and dd.sum().sum() < raw.sum().sum()
+    design = pd.read_csv(out / "de" / "design.tsv", sep="\t")
+    assert set(design["counts"]) == {"gene_counts_dedup.tsv"}
+    params = json.loads((out / "pipeline_info" / "params.json").read_text())["params"]
+    assert params["dedup"] == "auto" and params["de_counts"] == "auto"
+    assert set(pd.read_csv(out / "qc" / "complexity_curves.tsv", sep="\t")["sample"]) == set(truth.index)
+    assert "complexity_2x" in (out / "qc" / "multiqc" / "cfrna_general_stats_mqc.tsv").read_text()
+    html = (out / "report" / "index.html").read_text()
+    assert '"complexity":{"columns"' in html.replace(" ", "") and "gene_counts_dedup.tsv" in html
+
+
+def test_run_dedup_options(tmp_path):
+    """--dedup auto resolves per sample; --de-counts auto follows the UMIs; bad combinations are ConfigErrors."""
+    from types import SimpleNamespace
+
+    from cfrna.errors import ConfigError
+    from cfrna.pipeline.local import RunOptions, check_dedup_options, de_counts_kind, sample_dedup
+
+    def sample(name, **umi):
+        return SimpleNamespace(sample=name, fastq_1="a.fq.gz", fastq_2=None, umi_pattern=umi.get("pattern"),
+                               umi_read=None, umi_in_name=umi.get("in_name"))
+
+    umi, plain = sample("u", in_name=True), sample("p")
+    opts = RunOptions(samplesheet="s", fasta="f", gtf="g", outdir=str(tmp_path))
+    assert (sample_dedup(opts, umi), sample_dedup(opts, plain)) == ("directional", "position")
+    assert de_counts_kind(opts, [umi]) == "dedup" and de_counts_kind(opts, [umi, plain]) == "raw"
+    assert de_counts_kind(RunOptions("s", "f", "g", "o", dedup="position"), [umi]) == "raw"
+    assert de_counts_kind(RunOptions("s", "f", "g", "o", dedup="none"), [umi]) == "raw"
+    assert de_counts_kind(RunOptions("s", "f", "g", "o", de_counts="dedup"), [plain]) == "dedup"
+    check_dedup_options(opts, [umi, plain])
+    for kw, word in (({"dedup": "umis"}, "--dedup 'umis' unknown"), ({"de_counts": "both"}, "--de-counts"),
+                     ({"dedup": "none", "de_counts": "dedup"}, "needs deduplicated counts"),
+                     ({"dedup": "directional"}, "sample p has none")):
+        with pytest.raises(ConfigError, match=word):
+            check_dedup_options(RunOptions("s", "f", "g", "o", **kw), [umi, plain])
+
+
+def test_matrix_dedup_counts_all_or_none(tmp_path):
+    from cfrna.matrix.merge import merge_dedup_counts
+
+    raw = pd.DataFrame({"a": [5, 3], "b": [2, 0]}, index=pd.Index(["G1", "G2"], name="gene_id"))
+    assert merge_dedup_counts(raw, tmp_path) is None
+    (tmp_path / "a.counts.dedup.tsv").write_text("gene_id\tcount\nG1\t4\nG2\t3\n")
+    with pytest.raises(InputFormatError, match="sample b has no deduplicated counts"):
+        merge_dedup_counts(raw, tmp_path)
+    (tmp_path / "b.counts.dedup.tsv").write_text("gene_id\tcount\nG1\t3\nG2\t0\n")
+    with pytest.raises(InputFormatError, match="exceed the raw counts"):
+        merge_dedup_counts(raw, tmp_path)
+    (tmp_path / "b.counts.dedup.tsv").write_text("gene_id\tcount\nG1\t1\nG2\t0\n")
+    out = merge_dedup_counts(raw, tmp_path)
+    assert out.to_dict() == {"a": {"G1": 4, "G2": 3}, "b": {"G1": 1, "G2": 0}}
+    (tmp_path / "b.counts.dedup.tsv").write_text("gene_id\tcount\nG2\t0\nG1\t1\n")
+    with pytest.raises(InputFormatError, match="gene ids differ"):
+        merge_dedup_counts(raw, tmp_path)

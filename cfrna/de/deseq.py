@@ -393,6 +393,8 @@ def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike | SampleShe
             "gene_filter": min_count_filter, "genes_tested": len(table), "n_significant": n_sig, "alpha": alpha,
             "sensitivity": sens_status,
             **_method_columns(summ, limma_info),
+            # which counts were tested: gene_counts.tsv (raw) or gene_counts_dedup.tsv (cfrna run --de-counts)
+            "counts": Path(counts).name if isinstance(counts, (str, os.PathLike)) else "",
         })
         out["contrasts"][c.id] = {"n_significant": n_sig, "groups": summ.groups, "path": str(path)}
     write_table(outdir / "design.tsv", pd.DataFrame(design_rows))

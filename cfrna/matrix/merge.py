@@ -99,4 +99,37 @@ def merge_counts(sheet: SampleSheet, ann: Annotation, counts_dir: str | os.PathL
     return tables
 
 
-__all__ = ["MatrixTables", "merge_counts", "read_counts_table"]
+def merge_dedup_counts(counts: pd.DataFrame, counts_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """The deduplicated counts (``<sample>.counts.dedup.tsv`` of ``cfrna count --dedup``) of the samples of
+    ``counts`` (the raw matrix of :func:`merge_counts`), in the same gene and sample order; None when no
+    sample has them. Some samples with and some without is an :class:`InputFormatError` naming one.
+    """
+    from cfrna.pipeline.layout import OutputLayout
+
+    lay = OutputLayout.in_stage_folder("count", counts_dir)
+    files = {s: lay.counts_dedup(s) for s in counts.columns}
+    have = [s for s, f in files.items() if f.is_file()]
+    if not have:
+        return None
+    if len(have) < len(files):
+        lacking = next(s for s in files if s not in have)
+        raise InputFormatError(f"sample {lacking} has no deduplicated counts while {len(have)} other(s) do",
+                               where=str(files[lacking]), hint="recount every sample with the same --dedup")
+    cols = {}
+    for s, f in files.items():
+        series = read_sample_counts(f)
+        if not np.array_equal(series.index.to_numpy(), counts.index.to_numpy()):
+            raise InputFormatError("gene ids differ from the raw counts' (counted with another annotation?)",
+                                   where=str(f), hint="recount with the same --gtf")
+        if (series.to_numpy() > counts[s].to_numpy() + 1e-9).any():
+            raise InputFormatError("deduplicated counts exceed the raw counts", where=str(f),
+                                   hint="the raw and deduplicated counts come from different runs: recount")
+        cols[s] = series.to_numpy()
+    out = pd.DataFrame(cols, index=counts.index)
+    if all(np.allclose(v, np.round(v)) for v in cols.values()):
+        out = out.round().astype(np.int64)
+    log.info("matrix: deduplicated counts of %d samples", out.shape[1])
+    return out
+
+
+__all__ = ["MatrixTables", "merge_counts", "merge_dedup_counts", "read_counts_table"]

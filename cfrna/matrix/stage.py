@@ -10,7 +10,7 @@ from cfrna.io.atomic import write_table
 from cfrna.io.samplesheet import SampleSheet
 from cfrna.io.tables import as_samplesheet, read_qc_summary
 from cfrna.matrix.anndata_io import new_carrier, write_carrier
-from cfrna.matrix.merge import merge_counts
+from cfrna.matrix.merge import merge_counts, merge_dedup_counts
 from cfrna.pipeline.layout import OutputLayout
 from cfrna.pipeline.stages import StageResult
 from cfrna.reference.gtf import Annotation, read_gtf
@@ -37,7 +37,8 @@ def run_matrix(*, samplesheet: str | os.PathLike | SampleSheet, gtf: str | os.Pa
                sample_errors: dict[str, str] | None = None, outdir: str | os.PathLike,
                settings: MatrixSettings = MatrixSettings()) -> StageResult:
     """Merge the samples' counts; write ``gene_counts.tsv``, ``gene_annotation.tsv``, ``samples.tsv`` and
-    create ``cfrna.h5ad`` (counts, ``obs`` = samples with counts + QC, ``var`` = annotation).
+    create ``cfrna.h5ad`` (counts, ``obs`` = samples with counts + QC, ``var`` = annotation). When the
+    samples were counted with ``--dedup`` (``<ID>.counts.dedup.tsv``), also ``gene_counts_dedup.tsv``.
 
     ``samplesheet``/``gtf`` may be parsed objects (the pipeline parses them once). ``qc_summary`` adds
     the QC columns and exclusions; ``sample_errors`` (sample -> reason) marks samples whose upstream
@@ -59,6 +60,12 @@ def run_matrix(*, samplesheet: str | os.PathLike | SampleSheet, gtf: str | os.Pa
     write_table(lay.samples_table, t.samples, index=True)
     outputs = {"gene_counts": lay.gene_counts, "gene_annotation": lay.gene_annotation,
                "samples_table": lay.samples_table}
+    dedup = merge_dedup_counts(t.counts, counts_dir)
+    if dedup is not None:  # counting ran with --dedup: the deduplicated matrix beside the raw one
+        write_table(lay.gene_counts_dedup, dedup, index=True)
+        outputs["gene_counts_dedup"] = lay.gene_counts_dedup
+    else:
+        lay.gene_counts_dedup.unlink(missing_ok=True)  # an older run's, not this one's
     if settings.h5ad:
         adata = new_carrier(t.counts, t.samples, t.genes.set_index("gene_id"), qc_summary=qc)
         outputs["h5ad"] = write_carrier(adata, lay.h5ad)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from cfrna.config import ALIGNERS, DEFAULT_ALIGNER
+from cfrna.config import ALIGNERS, DEDUP_MODES, DEFAULT_ALIGNER
 from cfrna.pipeline.local import RunOptions, run_pipeline
 
 
@@ -28,6 +28,13 @@ def add_run_arguments(p: argparse.ArgumentParser, *, inputs_required: bool = Tru
     p.add_argument("--min-mapq", type=int, default=0, help="minimum MAPQ for counting, 0-255 (default: 0)")
     p.add_argument("--star-two-pass", action="store_true", help="STAR two-pass mode")
     p.add_argument("--qc-thresholds", help="YAML/JSON file overriding QC thresholds (docs/qc.md)")
+    p.add_argument("--dedup", choices=("auto", *DEDUP_MODES), default="auto",
+                   help="duplicate marking while counting, for QC (library complexity) and deduplicated counts: "
+                        "auto = directional for samples with UMIs, else position; none skips it (default: auto)")
+    p.add_argument("--de-counts", choices=("auto", "raw", "dedup"), default="auto",
+                   help="counts DE tests: auto = deduplicated when every sample has UMIs (true PCR copies), raw "
+                        "without UMIs (position duplicates of expressed genes are mostly distinct molecules; "
+                        "docs/parameters.md) (default: auto)")
     p.add_argument("--title", help="report title (default: the trial/study column of the samplesheet, else its file name)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress (default: bars on a terminal, one line per finished step otherwise)")
@@ -46,6 +53,7 @@ def options_from_args(args: argparse.Namespace, **override) -> RunOptions:
         "keep_failed": args.keep_failed, "index_dir": args.index_dir, "skip_trim": args.skip_trim,
         "min_mapq": args.min_mapq, "star_two_pass": args.star_two_pass, "qc_thresholds": args.qc_thresholds,
         "progress": not args.no_progress, "title": getattr(args, "title", None),
+        "dedup": getattr(args, "dedup", "auto"), "de_counts": getattr(args, "de_counts", "auto"),
     }
     kw.update(override)
     return RunOptions(**kw)

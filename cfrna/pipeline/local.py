@@ -28,7 +28,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cfrna.config import ALIGNERS
+from cfrna.config import ALIGNERS, DEDUP_MODES
 from cfrna.errors import CfrnaError, ConfigError, EmptyResultError, InputFormatError, ToolMissingError
 from cfrna.io.atomic import write_json, write_table
 from cfrna.pipeline.cache import StepCache
@@ -66,6 +66,10 @@ class RunOptions:
     qc_thresholds: str | None = None
     progress: bool = True
     title: str | None = None  # report title (recorded in params.json; cfrna.report.data.default_title)
+    #: duplicate marking in the counting pass: auto = directional for samples with UMIs, else position
+    dedup: str = "auto"
+    #: the counts DE tests: auto = deduplicated when every sample has UMIs, else raw (docs/parameters.md)
+    de_counts: str = "auto"
 
     def params(self) -> dict:
         """Parameters as recorded in ``pipeline_info/params.json``: file names, not machine paths."""
@@ -134,7 +138,62 @@ def preflight(opts: RunOptions):
     for cid, sizes in checked.contrasts:
         log.info("contrast %s: %s", cid, ", ".join(f"{k}={v}" for k, v in sizes.items()))
         contrast_ids.append(cid)
+    check_dedup_options(opts, checked.sheet.samples)
     return checked.sheet, contrast_ids
+
+
+# ----------------------------------------------------------------------------- duplicates and UMIs
+DEDUP_CHOICES = ("auto", *DEDUP_MODES)
+DE_COUNTS_CHOICES = ("auto", "raw", "dedup")
+
+
+def sample_has_umis(opts: RunOptions, sample) -> bool:
+    """Whether the sample's reads carry UMIs (its UMI columns, else the run-wide UMI options)."""
+    from cfrna.trim.umi import sample_has_umis as has
+
+    run_wide = {k: getattr(opts, a) for k, a in (("pattern", "umi_pattern"), ("read", "umi_read"),
+                                                  ("in_name", "umi_in_name"), ("sep", "umi_separator"))
+                if getattr(opts, a, None) is not None}
+    return has(sample, **run_wide)
+
+
+def sample_dedup(opts: RunOptions, sample) -> str:
+    """The ``cfrna count --dedup`` method of one sample: ``--dedup``, with ``auto`` resolved."""
+    if opts.dedup != "auto":
+        return opts.dedup
+    return "directional" if sample_has_umis(opts, sample) else "position"
+
+
+def de_counts_kind(opts: RunOptions, samples) -> str:
+    """``raw`` or ``dedup``: the counts DE tests.
+
+    ``auto`` is ``dedup`` when every sample has UMIs (their duplicates are PCR copies) and ``raw``
+    otherwise: without UMIs most position duplicates of highly expressed genes are distinct molecules
+    that start at the same base (Parekh et al. 2016, Sci Rep 6:25533; Klepikova et al. 2017, PeerJ
+    5:e3091), so removing them compresses the dynamic range instead of removing PCR bias.
+    """
+    if opts.de_counts != "auto":
+        return opts.de_counts
+    if opts.dedup == "none" or not samples:
+        return "raw"
+    return "dedup" if all(sample_has_umis(opts, s) and sample_dedup(opts, s) != "position" for s in samples) else "raw"
+
+
+def check_dedup_options(opts: RunOptions, samples) -> None:
+    """``--dedup``/``--de-counts`` values, and UMI methods only for samples with UMIs (ConfigError)."""
+    if opts.dedup not in DEDUP_CHOICES:
+        raise ConfigError(f"--dedup {opts.dedup!r} unknown", hint=f"use one of {', '.join(DEDUP_CHOICES)}")
+    if opts.de_counts not in DE_COUNTS_CHOICES:
+        raise ConfigError(f"--de-counts {opts.de_counts!r} unknown", hint=f"use one of {', '.join(DE_COUNTS_CHOICES)}")
+    if opts.de_counts == "dedup" and opts.dedup == "none":
+        raise ConfigError("--de-counts dedup needs deduplicated counts, but --dedup is none",
+                          hint="use --dedup auto (or position/directional/unique), or --de-counts raw")
+    if opts.dedup in ("directional", "unique"):
+        for s in samples:
+            if not sample_has_umis(opts, s):
+                raise ConfigError(f"--dedup {opts.dedup} needs UMIs, but sample {s.sample} has none",
+                                  hint="declare them (samplesheet umi_pattern/umi_in_name, or --umi-pattern), "
+                                       "or use --dedup auto/position")
 
 
 def _check_input_file(flag: str, f: str) -> None:
@@ -488,12 +547,18 @@ def process_sample(opts: RunOptions, sample, index_path: str | None, threads: in
                                                   two_pass=opts.star_two_pass)))
 
     strand = strandedness_from(str(p["align_json"]))
+    dedup = sample_dedup(opts, sample)
+    umi_sep = getattr(opts, "umi_separator", None) or "_"
+    dedup_out = layout.counts_dedup(sample.sample) if dedup != "none" else None
+    if dedup_out is None:
+        layout.counts_dedup(sample.sample).unlink(missing_ok=True)  # an earlier run's, not this one's
     step("count", [p["bam"], opts.gtf], {"strandedness": strand, "paired": sample.paired,
-                                         "min_mapq": opts.min_mapq},
-         [p["counts"], p["summary"], p["stats"]],
+                                         "min_mapq": opts.min_mapq, "dedup": dedup, "umi_sep": umi_sep},
+         [p["counts"], p["summary"], p["stats"], *([dedup_out] if dedup_out else [])],
          lambda: run_count(bam=p["bam"], gtf=opts.gtf, sample=sample.sample, paired=sample.paired,
-                           strandedness=strand, outdir=layout.counts_dir,
-                           settings=CountSettings(threads=threads, min_mapq=opts.min_mapq)))
+                           strandedness=strand, outdir=layout.counts_dir, dedup_out=dedup_out,
+                           settings=CountSettings(threads=threads, min_mapq=opts.min_mapq, dedup=dedup,
+                                                  umi_sep=umi_sep)))
     return trace
 
 
@@ -692,6 +757,7 @@ def _run_locked(opts: RunOptions, out: Path, sheet, contrast_ids: list[str]) -> 
             from cfrna.matrix.stage import run_matrix
 
             count_files = [layout.counts(s.sample) for s in ok]
+            count_files += [f for f in map(layout.counts_dedup, (s.sample for s in ok)) if f.is_file()]
             cohort_step("matrix", [opts.samplesheet, opts.gtf, layout.qc_summary, *count_files],
                         {"errors": errors}, [layout.gene_counts, layout.samples_table, layout.h5ad],
                         lambda: run_matrix(samplesheet=sheet, gtf=opts.gtf, counts_dir=layout.counts_dir,
@@ -703,9 +769,15 @@ def _run_locked(opts: RunOptions, out: Path, sheet, contrast_ids: list[str]) -> 
                 from cfrna.de.stage import DeSettings, run_de
                 from cfrna.pathways.stage import PathwaysSettings, run_pathways
 
-                cohort_step("de", [layout.gene_counts, layout.samples_table, opts.contrasts, opts.gtf],
-                            {"keep_failed": opts.keep_failed}, [layout.design],
-                            lambda: run_de(counts=layout.gene_counts, samplesheet=sheet, contrasts=opts.contrasts,
+                kind = de_counts_kind(opts, ok)
+                de_counts = layout.gene_counts_dedup if kind == "dedup" else layout.gene_counts
+                if kind == "dedup" and not de_counts.is_file():
+                    raise EmptyResultError("DE on deduplicated counts, but the matrix stage wrote none",
+                                           where=str(de_counts), hint="use --de-counts raw, or count with --dedup")
+                log.info("DE tests the %s counts (%s)", "deduplicated" if kind == "dedup" else "raw", de_counts.name)
+                cohort_step("de", [de_counts, layout.samples_table, opts.contrasts, opts.gtf],
+                            {"keep_failed": opts.keep_failed, "de_counts": kind}, [layout.design],
+                            lambda: run_de(counts=de_counts, samplesheet=sheet, contrasts=opts.contrasts,
                                            samples_table=layout.samples_table, gtf=opts.gtf, h5ad=layout.h5ad,
                                            outdir=layout.de_dir,
                                            settings=DeSettings(keep_failed=opts.keep_failed, threads=opts.threads)))
