@@ -8,24 +8,25 @@ marks the duplicates. On those BAMs:
 * the deduplicated counts written beside the raw ones in the same pass (``dedup_out``) equal
   ``featureCounts --ignoreDup``'s, and the raw ones plain featureCounts';
 * ``duplicates_flagged`` equals Picard's duplicate count (pairs + unpaired reads) in its metrics,
-  but for the few templates whose primary and secondary records share featureCounts' pairing key.
+  but for the few templates whose primary and secondary records share featureCounts' pairing key;
+* ``dedup="position"`` (the engine's own marking, which ignores the 0x400 flags) marks the records
+  Picard flags and its deduplicated counts are ``featureCounts --ignoreDup``'s, but for those templates.
 """
 
 from __future__ import annotations
 
 import random
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import require_tool
-from test_count_fc import featurecounts
-from test_count_hisat2 import _fastq, _write_fastq
-
 from cfrna.count import count_reads
+from tests.conftest import require_tool
+from tests.helpers.fastq import read_fastq as _fastq
+from tests.helpers.fastq import write_fastq as _write_fastq
+from tests.helpers.featurecounts import featurecounts
+from tests.test_dedup_engine import flagged_records, marked_records
 
 STRANDS = ["unstranded", "forward", "reverse"]
 DUP_SHARE = 0.3
@@ -147,7 +148,7 @@ def test_duplicates_flagged_equals_picard(marked, tmp_path, layout):
 
 def test_dedup_counts_without_flags_equal_raw(tmp_path):
     """No record flagged: the deduplicated counts are the raw counts and nothing is Unassigned_Duplicate."""
-    from test_count_hisat2 import make_flag_zoo
+    from tests.helpers.bam import make_flag_zoo
 
     bam, gtf = make_flag_zoo(tmp_path, n=400, seed=2, dup_rate=0.0)
     res = count_reads(bam, gtf, tmp_path / "c.tsv", strandedness="reverse", paired=True, ignore_dup=True,
@@ -159,9 +160,8 @@ def test_dedup_counts_without_flags_equal_raw(tmp_path):
 
 def test_cli_ignore_dup_and_dedup_out(tmp_path, capsys):
     """``cfrna count --ignore-dup --dedup-out``: flagged duplicates unassigned, the dedup table written."""
-    from test_count_hisat2 import make_flag_zoo
-
     from cfrna.cli import main
+    from tests.helpers.bam import make_flag_zoo
 
     bam, gtf = make_flag_zoo(tmp_path, n=400, seed=3, dup_rate=0.2)
     out, dd = tmp_path / "c.tsv", tmp_path / "c.dedup.tsv"
@@ -174,3 +174,31 @@ def test_cli_ignore_dup_and_dedup_out(tmp_path, capsys):
     assert int(summary["Unassigned_Duplicate"]) > 0
     assert dd.read_text() == out.read_text() != raw
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("layout", ["pe", "se"])
+def test_dedup_position_equals_picard(marked, tmp_path, layout):
+    """Planted PCR copies (same bases, other qualities: score ties and wins): the records cfrna's
+    position mode marks are Picard's; the deduplicated counts are featureCounts --ignoreDup's."""
+    bams, gtf = marked
+    bam, _ = bams[layout]
+    paired = layout == "pe"
+    # a template whose primary mate pairs with a secondary record under featureCounts' key makes two
+    # fragments that mix primary and secondary records; cfrna keeps those unmarked (Picard pairs the
+    # primaries by name)
+    mixed = _mixed_templates(bam) if paired else set()
+    mine, dd = marked_records(bam, gtf, paired=paired)
+    picard = flagged_records(bam)
+    assert len(picard) > 200
+    assert {m for m in mine if m[1] not in mixed} == {m for m in picard if m[1] not in mixed}
+    assert len(mine ^ picard) <= 2 * len(mixed)
+    fc_dd, fc_summary = featurecounts(bam, gtf, tmp_path, strand=2, paired=paired, flags=["--ignoreDup"])
+    res = count_reads(bam, gtf, tmp_path / "c.tsv", strandedness="reverse", paired=paired, dedup="position",
+                      dedup_out=tmp_path / "d.tsv", chunk_bytes=1 << 16)
+    assert (tmp_path / "d.tsv").read_text().splitlines()[1:] == fc_dd
+    summary = res["stats"]["dedup"]["summary"]
+    assert summary["Assigned"] == fc_summary["Assigned"]
+    assert summary["Unassigned_Duplicate"] == 0
+    differ = {k for k in summary if summary[k] != fc_summary[k]} - {"Unassigned_Duplicate"}
+    assert differ <= {"Unassigned_MultiMapping"}
+    assert abs(summary["Unassigned_MultiMapping"] - fc_summary["Unassigned_MultiMapping"]) <= 2 * len(mixed)
