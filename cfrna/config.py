@@ -20,6 +20,10 @@ DEFAULT_ALIGNER = ALIGNERS[0]
 
 #: duplicate handling when counting: none, by position, UMI-directional (umi_tools), unique UMIs
 DEDUP_MODES = ("none", "position", "directional", "unique")
+#: ``cfrna run --dedup``: a method, or ``auto`` = directional for samples with UMIs, else position
+DEDUP_RUN_MODES = ("auto", *DEDUP_MODES)
+#: ``cfrna run --de-counts``: the counts DE tests (``auto`` = dedup when every sample has UMIs, else raw)
+DE_COUNTS = ("auto", "raw", "dedup")
 
 #: per-sample QC decisions, mildest first
 QC_STATUSES = ("pass", "warn", "fail")

@@ -23,8 +23,8 @@ def _enums(obj, path=""):
 
 
 # property name in a schema -> the vocabulary it must equal
-VOCABULARIES = {"aligner": config.ALIGNERS, "strandedness": config.STRANDEDNESS_MODES, "dedup": config.DEDUP_MODES,
-                "qc_status": config.QC_STATUSES}
+VOCABULARIES = {"aligner": config.ALIGNERS, "strandedness": config.STRANDEDNESS_MODES, "dedup": config.DEDUP_RUN_MODES,
+                "de_counts": config.DE_COUNTS, "qc_status": config.QC_STATUSES}
 
 
 @pytest.mark.parametrize("schema", ["nextflow_schema.json", "assets/schema_input.json"])
