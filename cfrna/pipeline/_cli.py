@@ -35,6 +35,16 @@ def add_run_arguments(p: argparse.ArgumentParser, *, inputs_required: bool = Tru
                    help="counts DE tests: auto = deduplicated when every sample has UMIs (true PCR copies), raw "
                         "without UMIs (position duplicates of expressed genes are mostly distinct molecules; "
                         "docs/parameters.md) (default: auto)")
+    p.add_argument("--umi-pattern", default=None,
+                   help="UMI at the 5' end of --umi-read for samples without a umi_pattern column value: umi_tools "
+                        "string pattern (N UMI base, X kept base) or kit preset (takara-pico-v3); extracted into the "
+                        "read names by the trim stage (docs/usage.md, UMIs and low-input kits)")
+    p.add_argument("--umi-read", type=int, choices=(1, 2), default=None,
+                   help="read holding the UMI (default: 1, or the kit preset's)")
+    p.add_argument("--umi-in-name", action="store_true",
+                   help="the reads already carry their UMI at the end of the name (checked by the trim stage)")
+    p.add_argument("--umi-separator", default="_",
+                   help="separator between read id and UMI in read names (default: %(default)s; bcl-convert: ':')")
     p.add_argument("--title", help="report title (default: the trial/study column of the samplesheet, else its file name)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress (default: bars on a terminal, one line per finished step otherwise)")
@@ -54,6 +64,8 @@ def options_from_args(args: argparse.Namespace, **override) -> RunOptions:
         "min_mapq": args.min_mapq, "star_two_pass": args.star_two_pass, "qc_thresholds": args.qc_thresholds,
         "progress": not args.no_progress, "title": getattr(args, "title", None),
         "dedup": getattr(args, "dedup", "auto"), "de_counts": getattr(args, "de_counts", "auto"),
+        "umi_pattern": getattr(args, "umi_pattern", None), "umi_read": getattr(args, "umi_read", None),
+        "umi_in_name": getattr(args, "umi_in_name", False), "umi_separator": getattr(args, "umi_separator", "_"),
     }
     kw.update(override)
     return RunOptions(**kw)

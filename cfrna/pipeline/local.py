@@ -70,6 +70,11 @@ class RunOptions:
     dedup: str = "auto"
     #: the counts DE tests: auto = deduplicated when every sample has UMIs, else raw (docs/parameters.md)
     de_counts: str = "auto"
+    #: run-wide UMI set-up (docs/usage.md "UMIs and low-input kits"); a sample's UMI columns override it
+    umi_pattern: str | None = None
+    umi_read: int | None = None
+    umi_in_name: bool = False
+    umi_separator: str = "_"
 
     def params(self) -> dict:
         """Parameters as recorded in ``pipeline_info/params.json``: file names, not machine paths."""
@@ -138,6 +143,7 @@ def preflight(opts: RunOptions):
     for cid, sizes in checked.contrasts:
         log.info("contrast %s: %s", cid, ", ".join(f"{k}={v}" for k, v in sizes.items()))
         contrast_ids.append(cid)
+    check_umi_options(opts, checked.sheet.samples)
     check_dedup_options(opts, checked.sheet.samples)
     return checked.sheet, contrast_ids
 
@@ -145,6 +151,33 @@ def preflight(opts: RunOptions):
 # ----------------------------------------------------------------------------- duplicates and UMIs
 DEDUP_CHOICES = ("auto", *DEDUP_MODES)
 DE_COUNTS_CHOICES = ("auto", "raw", "dedup")
+
+
+def sample_umi_settings(opts: RunOptions, sample) -> dict:
+    """The UMI options of ``cfrna trim`` for one sample (its UMI columns over the run-wide ones); {} without UMIs."""
+    from cfrna.trim.umi import sample_umi
+
+    u = sample_umi(sample, pattern=opts.umi_pattern, read=opts.umi_read, in_name=opts.umi_in_name,
+                   sep=opts.umi_separator)
+    if u.pattern is not None:
+        return {"umi_pattern": u.kit or u.pattern, "umi_read": u.read, "umi_separator": u.sep}
+    if u.in_name:
+        return {"umi_in_name": True, "umi_separator": u.sep}
+    return {}
+
+
+def check_umi_options(opts: RunOptions, samples) -> None:
+    """The run-wide UMI options, and each sample's UMI set-up against its reads (ConfigError naming it)."""
+    from cfrna.trim.umi import resolve_umi
+
+    resolve_umi(opts.umi_pattern, opts.umi_read, in_name=opts.umi_in_name, sep=opts.umi_separator,
+                where="--umi-pattern")
+    for s in samples:
+        umi = sample_umi_settings(opts, s)
+        if "umi_pattern" in umi and opts.skip_trim:
+            raise ConfigError(f"sample {s.sample}: its UMI ({umi['umi_pattern']}) is extracted in the trim stage, "
+                              "but --skip-trim was given", where="--skip-trim",
+                              hint="drop --skip-trim, or extract the UMIs beforehand and declare umi_in_name")
 
 
 def sample_has_umis(opts: RunOptions, sample) -> bool:
@@ -532,9 +565,10 @@ def process_sample(opts: RunOptions, sample, index_path: str | None, threads: in
         r1, r2 = sample.fastq_1, sample.fastq_2
     else:
         outs = [p["trim_json"], p["trim_1"]] + ([p["trim_2"]] if sample.paired else [])
-        step("trim", [sample.fastq_1, sample.fastq_2], {"paired": sample.paired}, outs,
+        umi = sample_umi_settings(opts, sample)
+        step("trim", [sample.fastq_1, sample.fastq_2], {"paired": sample.paired, **umi}, outs,
              lambda: run_trim(sample=sample.sample, fastq_1=sample.fastq_1, fastq_2=sample.fastq_2,
-                              outdir=layout.trimmed_dir, settings=TrimSettings(threads=threads)))
+                              outdir=layout.trimmed_dir, settings=TrimSettings(threads=threads, **umi)))
         r1, r2 = str(p["trim_1"]), (str(p["trim_2"]) if sample.paired else None)
 
     step("align", [r1, r2, opts.fasta, opts.gtf],
