@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from cfrna._dense_kernels import BRENT_STATE, BRENT_X, brent_next, brent_start, brent_update
 from cfrna._dense_kernels import chol_inplace as _chol_inplace
 from cfrna._dense_kernels import chol_solve as _chol_solve
 from cfrna._numba import njit
@@ -178,6 +179,15 @@ def _gene_block_sums(y, w, x, order, starts, sxx, sxy, ax, ay):
 
 
 @njit
+def _block_sizes(starts):
+    """Samples per block (blocks b at order[starts[b]:starts[b+1]])."""
+    sizes = np.empty(starts.shape[0] - 1)
+    for b in range(sizes.shape[0]):
+        sizes[b] = starts[b + 1] - starts[b]
+    return sizes
+
+
+@njit
 def _gene_scratch(p, m):
     """Work arrays of the per-gene loops, allocated once per call: every one is fully rewritten per
     gene before it is read (sums zeroed by _gene_block_sums, A/b/L copied, beta solved)."""
@@ -243,70 +253,15 @@ def _brent_min(lo, hi, tol, maxit, df, sxx, sxy, syy, ax, ay, sizes, A, bvec, L,
     """Brent's bounded minimisation of the REML objective on [lo, hi] (as in Brent 1973 / fminbound).
 
     Returns (x, converged)."""
-    golden = 0.3819660112501051
-    a = lo
-    b = hi
-    v = a + golden * (b - a)
-    w = v
-    x = v
-    e = 0.0
-    d = 0.0
-    fx = _reml_objective(x, df, sxx, sxy, syy, ax, ay, sizes, A, bvec, L, beta)
-    fv = fx
-    fw = fx
+    st = np.empty(BRENT_STATE)
+    x = lo + 0.3819660112501051 * (hi - lo)
+    brent_start(st, lo, hi, x, _reml_objective(x, df, sxx, sxy, syy, ax, ay, sizes, A, bvec, L, beta))
     for _ in range(maxit):
-        xm = 0.5 * (a + b)
-        tol1 = 1.4901161193847656e-08 * abs(x) + tol / 3.0
-        tol2 = 2.0 * tol1
-        if abs(x - xm) <= tol2 - 0.5 * (b - a):
-            return x, True
-        golden_step = True
-        if abs(e) > tol1:
-            r = (x - w) * (fx - fv)
-            q = (x - v) * (fx - fw)
-            pp = (x - v) * q - (x - w) * r
-            q = 2.0 * (q - r)
-            if q > 0.0:
-                pp = -pp
-            q = abs(q)
-            etemp = e
-            e = d
-            if abs(pp) < abs(0.5 * q * etemp) and pp > q * (a - x) and pp < q * (b - x):
-                d = pp / q
-                u = x + d
-                if (u - a) < tol2 or (b - u) < tol2:
-                    d = tol1 if xm >= x else -tol1
-                golden_step = False
-        if golden_step:
-            e = (a - x) if x >= xm else (b - x)
-            d = golden * e
-        u = x + d if abs(d) >= tol1 else x + (tol1 if d > 0 else -tol1)
-        fu = _reml_objective(u, df, sxx, sxy, syy, ax, ay, sizes, A, bvec, L, beta)
-        if fu <= fx:
-            if u >= x:
-                a = x
-            else:
-                b = x
-            v = w
-            fv = fw
-            w = x
-            fw = fx
-            x = u
-            fx = fu
-        else:
-            if u < x:
-                a = u
-            else:
-                b = u
-            if fu <= fw or w == x:
-                v = w
-                fv = fw
-                w = u
-                fw = fu
-            elif fu <= fv or v == x or v == w:  # noqa: SIM109 (numba-friendly)
-                v = u
-                fv = fu
-    return x, False
+        u = brent_next(st, 1.4901161193847656e-08, tol / 3.0)
+        if u != u:
+            return st[BRENT_X], True
+        brent_update(st, u, _reml_objective(u, df, sxx, sxy, syy, ax, ay, sizes, A, bvec, L, beta))
+    return st[BRENT_X], False
 
 
 @njit
@@ -320,9 +275,7 @@ def reml_correlation(E, W, x, order, starts, lo, hi, tol, maxit):
     g_n = E.shape[0]
     n, p = x.shape
     m = starts.shape[0] - 1
-    sizes = np.empty(m)
-    for b in range(m):
-        sizes[b] = starts[b + 1] - starts[b]
+    sizes = _block_sizes(starts)
     df = n - p
     rho = np.full(g_n, np.nan)
     status = np.full(g_n, 2, dtype=np.int8)
@@ -351,9 +304,7 @@ def gls_fit(E, W, x, order, starts, rho):
     g_n = E.shape[0]
     n, p = x.shape
     m = starts.shape[0] - 1
-    sizes = np.empty(m)
-    for b in range(m):
-        sizes[b] = starts[b + 1] - starts[b]
+    sizes = _block_sizes(starts)
     coef = np.full((g_n, p), np.nan)
     sdu = np.full((g_n, p), np.nan)
     sigma = np.full(g_n, np.nan)

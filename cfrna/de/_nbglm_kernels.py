@@ -24,7 +24,15 @@ import math
 import numpy as np
 from numba import prange
 
-from cfrna._dense_kernels import chol_inplace, chol_solve
+from cfrna._dense_kernels import (
+    BRENT_STATE,
+    BRENT_X,
+    brent_next,
+    brent_start,
+    brent_update,
+    chol_inplace,
+    chol_solve,
+)
 from cfrna._numba import njit
 
 LARGE_BETA = 30.0  # |coefficient| (natural log) beyond which IRLS is taken as diverging (DESeq2: large = 30)
@@ -286,73 +294,24 @@ def _fit_disp(y, mu, blk, nb, Z, lo, hi, use_cr, use_prior, prior_mean, prior_va
                 a, b = xprev, hi
             else:
                 a, b = lo, xprev
-    best_x = xb
-    fbest = fb
     # Brent's method (golden section + parabolic interpolation), as in scipy.optimize.fminbound
-    cgold = 0.3819660112501051
-    x = best_x
-    v = x
-    wx = x
-    fx = fbest
-    fv = fx
-    fw = fx
-    d = 0.0
-    e = 0.0
-    converged = False
+    st = np.empty(BRENT_STATE)
+    brent_start(st, a, b, xb, fb)
     for _ in range(200):
-        xm = 0.5 * (a + b)
-        tol1 = xtol * abs(x) + 1e-10
-        tol2 = 2.0 * tol1
-        if abs(x - xm) <= tol2 - 0.5 * (b - a):
-            converged = True
-            break
-        golden = True
-        if abs(e) > tol1:
-            r = (x - wx) * (fx - fv)
-            qq = (x - v) * (fx - fw)
-            p = (x - v) * qq - (x - wx) * r
-            qq = 2.0 * (qq - r)
-            if qq > 0.0:
-                p = -p
-            qq = abs(qq)
-            etemp = e
-            e = d
-            if not (abs(p) >= abs(0.5 * qq * etemp) or p <= qq * (a - x) or p >= qq * (b - x)):
-                d = p / qq
-                u = x + d
-                if u - a < tol2 or b - u < tol2:
-                    d = tol1 if xm >= x else -tol1
-                golden = False
-        if golden:
-            e = (a - x) if x >= xm else (b - x)
-            d = cgold * e
-        u = x + d if abs(d) >= tol1 else x + (tol1 if d > 0 else -tol1)
-        fu = _disp_objective(u, y, mu, blk, nb, Z, use_cr, use_prior, prior_mean, prior_var, w, D, B, C, L)
-        if fu <= fx:
-            if u >= x:
-                a = x
-            else:
-                b = x
-            v = wx
-            fv = fw
-            wx = x
-            fw = fx
-            x = u
-            fx = fu
-        else:
-            if u < x:
-                a = u
-            else:
-                b = u
-            if fu <= fw or wx == x:
-                v = wx
-                fv = fw
-                wx = u
-                fw = fu
-            elif fu <= fv or v == x or v == wx:  # noqa: SIM109 (numba)
-                v = u
-                fv = fu
-    return x, converged
+        u = brent_next(st, xtol, 1e-10)
+        if u != u:
+            return st[BRENT_X], True
+        brent_update(st, u, _disp_objective(u, y, mu, blk, nb, Z, use_cr, use_prior, prior_mean, prior_var,
+                                            w, D, B, C, L))
+    return st[BRENT_X], False
+
+
+@njit
+def _wls_scratch(nb, q):
+    """Work arrays of one gene's weighted least squares (:func:`_wls`): D, B, C, L, r, s, tmp."""
+    nbb = max(nb, 1)
+    return (np.empty(nbb), np.empty((nbb, q)), np.empty((q, q)), np.empty((q, q)), np.empty(nbb), np.empty(q),
+            np.empty(q))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -380,13 +339,7 @@ def _irls(y, sf, blk, nb, Z, alpha, lam, min_mu, tol, maxit, g, beta, mu):
     Fills g, beta, mu (clipped). Returns (converged, iterations)."""
     n, q = Z.shape
     nbb = max(nb, 1)
-    D = np.empty(nbb)
-    B = np.empty((nbb, q))
-    C = np.empty((q, q))
-    L = np.empty((q, q))
-    r = np.empty(nbb)
-    s = np.empty(q)
-    tmp = np.empty(q)
+    D, B, C, L, r, s, tmp = _wls_scratch(nb, q)
     w = np.empty(n)
     z = np.empty(n)
     g_new = np.zeros(nbb)
@@ -496,13 +449,7 @@ def k_linear_mu(Y, sf, blk, nb, Z, min_mu, mu_out):
     rough = np.empty(G)
     for gi in prange(G):
         nbb = max(nb, 1)
-        D = np.empty(nbb)
-        B = np.empty((nbb, q))
-        C = np.empty((q, q))
-        L = np.empty((q, q))
-        r = np.empty(nbb)
-        s = np.empty(q)
-        tmp = np.empty(q)
+        D, B, C, L, r, s, tmp = _wls_scratch(nb, q)
         g = np.zeros(nbb)
         beta = np.empty(q)
         w = np.ones(n)
@@ -673,13 +620,7 @@ def k_shrink(Y, off, blk, nb, Z, alpha, coef0, k, no_shrink_var, scale2, maxit, 
         h = np.empty(n)
         resid = np.empty(n)
         nbb = max(nb, 1)
-        D = np.empty(nbb)
-        B = np.empty((nbb, q))
-        C = np.empty((q, q))
-        L = np.empty((q, q))
-        r = np.empty(nbb)
-        s = np.empty(q)
-        tmp = np.empty(q)
+        D, B, C, L, r, s, tmp = _wls_scratch(nb, q)
         dg = np.zeros(nbb)
         db = np.empty(q)
         f = _shrink_obj(y, off, blk, nb, Z, size, coef, k, no_shrink_var, scale2, eta)
