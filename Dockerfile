@@ -1,5 +1,5 @@
 # cfrna image for -profile docker / podman / singularity / awsbatch:
-#   docker build -t cfrna:0.1.0 .
+#   docker build -t localhost/cfrna:0.1.0 .   # the name every module's container directive uses
 #   bash scripts/build_image.sh        # the same steps with Podman, without a registry (docs/usage.md)
 # Debian 12 (the tool versions CI tests with: STAR 2.7.10b, samtools 1.16.1, subread 2.0.3, Python
 # 3.11) + the cfrna wheel with pinned Python dependencies in /opt/cfrna/venv. The report libraries

@@ -13,6 +13,9 @@
 import groovy.json.JsonSlurper
 
 nextflow.enable.dsl = 2
+// modules report their tool versions on the `versions` topic (a preview in Nextflow 24.04/24.10,
+// stable from 25.04, where this line is no longer needed)
+nextflow.preview.topic = true
 
 include { CFRNA } from './workflow/workflows/cfrna'
 
@@ -73,6 +76,7 @@ def validateParams() {
     def errors = []
     def unknown = []
     params.each { String k, v ->
+        if (k == 'layout') return   // the output tree's folders (conf/layout.config), not a user parameter
         if (props.containsKey(k)) {
             def p = schemaProblem(k, v, props[k])
             if (p) errors << p

@@ -125,16 +125,16 @@ def test_every_module_has_the_nfcore_files():
     mods = sorted((ROOT / "workflow" / "modules" / "local").iterdir())
     assert {m.name for m in mods} >= {"validate", "index", "trim", "align", "count", "qc", "matrix", "de",
                                       "pathways", "report"}
-    main_config = (ROOT / "nextflow.config").read_text()
+    assert "includeConfig 'conf/modules.config'" in (ROOT / "nextflow.config").read_text()
+    modules_config = (ROOT / "conf" / "modules.config").read_text()
     for m in mods:
-        for name in ("main.nf", "meta.yml", "environment.yml", "nextflow.config"):
+        for name in ("main.nf", "meta.yml", "environment.yml"):
             assert (m / name).is_file(), f"{m.name}/{name} missing"
         text = (m / "main.nf").read_text()
-        for needle in ("stub:", "label 'process_", "emit: versions", "task.ext.args"):
-            if needle == "task.ext.args" and m.name == "provenance":
-                continue
+        for needle in ("stub:", "label 'process_", "topic: versions", "task.ext.args", "container '"):
             assert needle in text, f"{m.name}/main.nf: no {needle!r}"
-        assert f"workflow/modules/local/{m.name}/nextflow.config" in main_config, f"{m.name} config not included"
+        assert "END_VERSIONS" not in text, f"{m.name}/main.nf: a versions.yml heredoc (the versions topic replaces it)"
+        assert f"CFRNA_{m.name.upper()}" in modules_config, f"{m.name}: no block in conf/modules.config"
         assert not re.search(r"(?<![\w/.])params\.(?!json)", text), f"{m.name}/main.nf reads params (inputs only)"
 
 
@@ -224,17 +224,21 @@ PROFILE_EXPECT: dict[str | None, dict[str, str | None]] = {
     "lsf": {"process.executor": "'lsf'", "executor.perJobMemLimit": "false"},
     "pbs": {"process.executor": "'pbspro'"},
     "awsbatch": {"process.executor": "'awsbatch'", "aws.region": "'eu-west-1'"},
+    # docker/podman: each module's own container directive (localhost/cfrna:<version>); --container_image
+    # replaces it (test_nf_modules.py checks both)
     "docker": {"docker.enabled": "true", "conda.enabled": "false", "podman.enabled": "false",
-               "process.container": "{ params.container_image }", "params.container_image": "'cfrna:0.1.0'",
+               "process.container": None, "process.'withName:CFRNA_.*'.container": None,
                "env.NUMBA_CACHE_DIR": "'/opt/cfrna/numba-cache'"},
     "podman": {"podman.enabled": "true", "docker.enabled": "false", "conda.enabled": "false",
                "podman.engineOptions": "'--runtime runc --cgroup-manager cgroupfs'",
-               "process.container": "{ params.container_image }", "params.container_image": "'localhost/cfrna:0.1.0'",
+               "process.container": None, "process.'withName:CFRNA_.*'.container": None,
                "env.NUMBA_CACHE_DIR": "'/opt/cfrna/numba-cache'"},
     "singularity": {"singularity.enabled": "true", "singularity.autoMounts": "true", "docker.enabled": "false",
-                    "params.container_image": "'docker://cfrna:0.1.0'"},
+                    "params.container_image": "'docker://cfrna:0.1.0'",
+                    "process.'withName:CFRNA_.*'.container": "{ params.container_image }"},
+    # conda: each module's own environment.yml (no pipeline-wide override)
     "conda": {"conda.enabled": "true", "docker.enabled": "false", "singularity.enabled": "false",
-              "process.'withName:CFRNA_.*'.conda": f"'{ROOT}/environment.yml'"},
+              "process.conda": None, "process.'withName:CFRNA_.*'.conda": None},
 }
 
 
@@ -342,12 +346,12 @@ def test_stub_run_of_the_test_profile(tmp_path):
     # the simulate stub writes a samplesheet of --sim_samples rows: every per-sample task runs; an
     # unknown parameter with --validate_params false is a warning, not an error
     out = tmp_path / "o"
-    proc = run_nextflow(tmp_path, "-stub-run", "-profile", "test", "--sim_samples", "3", "--outdir", str(out),
+    proc = run_nextflow(tmp_path, "-stub-run", "-profile", "test", "--sim_samples", "4", "--outdir", str(out),
                         "--validate_params", "false", "--site_option", "x")
     log = (tmp_path / ".nextflow.log").read_text()  # (-q hides warnings from the console)
     assert "WARN" in log and "unknown parameter(s): --site_option" in log + proc.stdout + proc.stderr
     files = tree(out)
-    for sid in ("s01", "s02", "s03"):
+    for sid in ("s01", "s02", "s03", "s04"):
         for f in (f"trimmed/{sid}.trim.json", f"alignment/{sid}.bam", f"counts/{sid}.counts.tsv"):
             assert f in files, f"{f} not published"
     for f in ("qc/qc_summary.tsv", "matrix/gene_counts.tsv", "de/design.tsv", "pathways/signature_scores.tsv",
@@ -356,7 +360,7 @@ def test_stub_run_of_the_test_profile(tmp_path):
     trace = latest_trace(out)
     assert set(trace["status"]) == {"COMPLETED"}
     names = trace["name"].str.replace(r" \(.*\)$", "", regex=True).str.split(":").str[-1]
-    assert (names == "CFRNA_ALIGN").sum() == 3
+    assert (names == "CFRNA_ALIGN").sum() == 4
 
 
 @pytest.mark.nextflow

@@ -15,6 +15,17 @@ include { CFRNA_DE         } from '../modules/local/de/main'
 include { CFRNA_PATHWAYS   } from '../modules/local/pathways/main'
 include { CFRNA_REPORT     } from '../modules/local/report/main'
 
+// [process, tool, version] tuples of the versions topic -> one YAML block per process (its last
+// name: CFRNA_COUNT, not CFRNA:SAMPLE_COUNTS:CFRNA_COUNT) and a Workflow block
+def softwareVersionsYaml(ch_topic) {
+    return ch_topic
+        .map { process, tool, version -> [process.toString().tokenize(':')[-1], "    ${tool}: ${version.toString().trim()}".toString()] }
+        .unique()
+        .groupTuple()
+        .map { process, lines -> "${process}:\n".toString() + lines*.toString().unique().sort().join('\n') }
+        .mix(Channel.of("Workflow:\n    ${workflow.manifest.name}: ${workflow.manifest.version}\n    Nextflow: ${workflow.nextflow.version}".toString()))
+}
+
 // files of a channel of [meta, files...] tuples, flattened and sorted by name, as one list
 // (sorted so that the task hash, hence -resume, does not depend on completion order)
 def collectFiles(ch) {
@@ -24,7 +35,6 @@ def collectFiles(ch) {
 workflow CFRNA {
     main:
     def cohort = [id: 'cohort']
-    ch_versions = Channel.empty()
 
     //
     // Inputs: a simulated cohort (--simulate, the test profile) or the user's files
@@ -34,14 +44,15 @@ workflow CFRNA {
         // value channels (a process whose inputs are all values emits values): read by every task
         ch_sheet     = CFRNA_SIMULATE.out.samplesheet
         ch_contrasts = CFRNA_SIMULATE.out.contrasts
-        ch_fasta     = CFRNA_SIMULATE.out.fasta
-        ch_gtf       = CFRNA_SIMULATE.out.gtf
-        ch_versions  = ch_versions.mix(CFRNA_SIMULATE.out.versions)
+        ch_fasta     = CFRNA_SIMULATE.out.fasta.map { [[id: it.baseName], it] }
+        ch_gtf       = CFRNA_SIMULATE.out.gtf.map { [[id: it.baseName], it] }
     } else {
+        def fasta = file(params.fasta, checkIfExists: true)
+        def gtf = file(params.gtf, checkIfExists: true)
         ch_sheet     = Channel.value(file(params.input, checkIfExists: true))
         ch_contrasts = Channel.value(params.contrasts ? file(params.contrasts, checkIfExists: true) : [])
-        ch_fasta     = Channel.value(file(params.fasta, checkIfExists: true))
-        ch_gtf       = Channel.value(file(params.gtf, checkIfExists: true))
+        ch_fasta     = Channel.value([[id: fasta.baseName], fasta])
+        ch_gtf       = Channel.value([[id: gtf.baseName], gtf])
     }
     def has_contrasts = params.simulate || params.contrasts
     ch_gene_sets = Channel.value(
@@ -54,22 +65,23 @@ workflow CFRNA {
     // read the user's sheet itself, as `cfrna run` does, and start only after the samples are done.
     //
     CFRNA_VALIDATE(ch_sheet, ch_contrasts, ch_gtf, ch_fasta)
-    ch_versions = ch_versions.mix(CFRNA_VALIDATE.out.versions)
 
     ch_reads = CFRNA_VALIDATE.out.samplesheet
         .splitCsv(header: true, strip: true)
         .map { row ->
-            def meta = [id: row.sample, single_end: !row.fastq_2, strandedness: row.strandedness]
+            def meta = [id: row.sample, single_end: !row.fastq_2, strandedness: row.strandedness,
+                        has_umis: ((row.umi_pattern ?: '') !in ['', 'none']) || ((row.umi_in_name ?: '').toLowerCase() in ['true', 'yes', '1'])]
             def reads = [file(row.fastq_1, checkIfExists: true)]
             if (row.fastq_2) { reads << file(row.fastq_2, checkIfExists: true) }
             [meta, reads]
         }
 
     //
-    // pipeline_info: params, software versions, input checksums (same writers as `cfrna run`)
+    // pipeline_info: params, software versions, input checksums (same writers as `cfrna run`);
+    // params.layout (conf/layout.config) is the output tree, not a parameter
     //
     CFRNA_PROVENANCE(
-        JsonOutput.toJson(params.findAll { k, v -> !k.contains('-') }),
+        JsonOutput.toJson(params.findAll { k, v -> !k.contains('-') && k != 'layout' }),
         ch_sheet, ch_contrasts, ch_fasta, ch_gtf, ch_gene_sets, params.aligner
     )
 
@@ -77,16 +89,13 @@ workflow CFRNA {
     // Index once, then trim -> align -> count per sample
     //
     CFRNA_INDEX(ch_fasta, ch_gtf, params.aligner, params.index_dir ? file(params.index_dir).toString() : '')
-    ch_versions = ch_versions.mix(CFRNA_INDEX.out.versions)
 
     SAMPLE_COUNTS(ch_reads, ch_fasta, ch_gtf, CFRNA_INDEX.out.index, params.aligner, params.skip_trim)
-    ch_versions = ch_versions.mix(SAMPLE_COUNTS.out.versions)
 
     //
     // Cohort: QC gates -> matrix -> DE -> pathways -> report
     //
     ch_count_files = collectFiles(SAMPLE_COUNTS.out.counts.join(SAMPLE_COUNTS.out.summary).join(SAMPLE_COUNTS.out.stats))
-    ch_align_json  = collectFiles(SAMPLE_COUNTS.out.align_json)
     ch_align_files = collectFiles(SAMPLE_COUNTS.out.align_json.join(SAMPLE_COUNTS.out.bam))   // QC reads BAM headers
     ch_trim_json   = collectFiles(SAMPLE_COUNTS.out.trim_json)
 
@@ -94,24 +103,29 @@ workflow CFRNA {
         ch_count_files.map { [cohort, it] }.combine(ch_align_files.map { [it] }).combine(ch_trim_json.map { [it] }),
         ch_sheet, ch_gtf
     )
-    ch_versions = ch_versions.mix(CFRNA_QC.out.versions)
 
     CFRNA_MATRIX(
-        collectFiles(SAMPLE_COUNTS.out.counts).map { [cohort, it] }.combine(CFRNA_QC.out.summary.map { it[1] }),
+        collectFiles(SAMPLE_COUNTS.out.counts.mix(SAMPLE_COUNTS.out.dedup)).map { [cohort, it] }.combine(CFRNA_QC.out.summary.map { it[1] }),
         ch_sheet, ch_gtf
     )
-    ch_versions = ch_versions.mix(CFRNA_MATRIX.out.versions)
 
     ch_de_files = Channel.value([])
     ch_pw_files = Channel.value([])
     if (has_contrasts) {
-        CFRNA_DE(CFRNA_MATRIX.out.counts.join(CFRNA_MATRIX.out.samples), ch_sheet, ch_contrasts, ch_gtf)
-        ch_versions = ch_versions.mix(CFRNA_DE.out.versions)
+        // --de_counts: raw, dedup, or auto = dedup when every sample declares UMIs (as cfrna run)
+        ch_all_umis = ch_reads.map { it[0].has_umis }.collect().map { it.every() }
+        ch_de_counts = CFRNA_MATRIX.out.counts.join(CFRNA_MATRIX.out.counts_dedup, remainder: true)
+            .combine(ch_all_umis)
+            .map { meta, raw, dedup, all_umis ->
+                def want = params.de_counts == 'dedup' || (params.de_counts == 'auto' && params.dedup in ['auto', 'directional', 'unique'] && all_umis)
+                if (want && !dedup) { error "--de_counts ${params.de_counts}: the matrix stage wrote no gene_counts_dedup.tsv (count with --dedup)" }
+                [meta, want ? dedup : raw]
+            }
+        CFRNA_DE(ch_de_counts.join(CFRNA_MATRIX.out.samples), ch_sheet, ch_contrasts, ch_gtf)
         CFRNA_PATHWAYS(
             CFRNA_DE.out.files.join(CFRNA_MATRIX.out.samples),
             ch_sheet, ch_gtf, ch_gene_sets
         )
-        ch_versions = ch_versions.mix(CFRNA_PATHWAYS.out.versions)
         ch_de_files = CFRNA_DE.out.files.map { it[1] }
         ch_pw_files = CFRNA_PATHWAYS.out.files.map { it[1] }
     }
@@ -122,22 +136,19 @@ workflow CFRNA {
 
     CFRNA_REPORT(
         ch_qc_files.map { [cohort, it instanceof List ? it : [it]] }
-            .combine(CFRNA_MATRIX.out.files.map { [it[1]] })
+            .combine(CFRNA_MATRIX.out.files.map { [it[1].findAll { f -> !f.name.endsWith('.h5ad') }] })
             .combine(ch_de_files.map { [it] })
             .combine(ch_pw_files.map { [it] })
-            .combine(ch_count_files.map { [it] })
-            .combine(ch_align_json.map { [it] })
-            .combine(ch_trim_json.map { [it] })
             .combine(ch_info.map { [it] })
     )
-    ch_versions = ch_versions.mix(CFRNA_REPORT.out.versions)
 
     //
-    // Per-process versions (the cohort-wide software_versions.yml comes from CFRNA_PROVENANCE)
+    // Per-process versions: every module puts [process, tool, version] on the `versions` topic
+    // (the cohort-wide software_versions.yml comes from CFRNA_PROVENANCE)
     //
-    ch_versions
-        .unique()
-        .collectFile(name: 'nf_process_versions.yml', storeDir: "${params.outdir}/pipeline_info", sort: true, newLine: true)
+    softwareVersionsYaml(Channel.topic('versions'))
+        .collectFile(name: 'nf_process_versions.yml', storeDir: "${params.outdir}/${params.layout.pipeline_info}",
+                     sort: true, newLine: true)
 
     emit:
     report = CFRNA_REPORT.out.html     // channel: [ val(meta), path(index.html) ]

@@ -1,19 +1,23 @@
 process CFRNA_ALIGN {
     tag "${meta.id}"
     label 'process_medium'
+
     conda "${moduleDir}/environment.yml"
+    container 'localhost/cfrna:0.1.0'
 
     input:
-    tuple val(meta), path(reads)   // meta: [id, single_end, strandedness, ...]; reads: [R1] or [R1, R2]
-    path fasta                     // file: genome FASTA
-    path gtf                       // file: GTF
-    path index                     // dir: from CFRNA_INDEX
-    val aligner                    // string: mappy | star
+    tuple val(meta), path(reads)    // meta: [id, single_end, strandedness, ...]; reads: [R1] or [R1, R2]
+    tuple val(meta2), path(fasta)   // reference genome FASTA
+    tuple val(meta3), path(gtf)     // reference annotation
+    tuple val(meta4), path(index)   // index folder of CFRNA_INDEX
+    val aligner                     // string: mappy | star (the aligner of that index)
 
     output:
     tuple val(meta), path("*.bam"), path("*.bam.bai"), emit: bam
     tuple val(meta), path("*.align.json")            , emit: json
-    path "versions.yml"                              , emit: versions
+    tuple val("${task.process}"), val('cfrna'), eval('cfrna --version | sed "s/^cfrna //"'), emit: versions_cfrna, topic: versions
+    // the aligner that ran: mappy (minimap2's Python binding) or STAR
+    tuple val("${task.process}"), val("${aligner == 'star' ? 'star' : 'mappy'}"), eval("${aligner == 'star' ? 'STAR --version' : 'python -c \'import mappy; print(mappy.__version__)\''}"), emit: versions_aligner, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -23,7 +27,7 @@ process CFRNA_ALIGN {
     def prefix = task.ext.prefix ?: "${meta.id}"
     def r2 = meta.single_end ? '' : "--fastq-2 ${reads[1]}"
     """
-    cfrna-align \\
+    cfrna align \\
         --sample ${prefix} \\
         --fasta ${fasta} \\
         --gtf ${gtf} \\
@@ -35,11 +39,6 @@ process CFRNA_ALIGN {
         --outdir . \\
         --threads ${task.cpus} \\
         ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        cfrna: \$(cfrna-align --version 2>&1 | sed 's/^cfrna //')
-    END_VERSIONS
     """
 
     stub:
@@ -47,6 +46,5 @@ process CFRNA_ALIGN {
     """
     touch ${prefix}.bam ${prefix}.bam.bai
     echo '{}' > ${prefix}.align.json
-    echo '"${task.process}": {cfrna: stub}' > versions.yml
     """
 }

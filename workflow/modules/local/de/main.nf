@@ -1,18 +1,20 @@
 process CFRNA_DE {
     tag "${meta.id}"
     label 'process_medium'
+
     conda "${moduleDir}/environment.yml"
+    container 'localhost/cfrna:0.1.0'
 
     input:
     tuple val(meta), path(counts), path(samples)   // counts: gene_counts.tsv; samples: samples.tsv (QC exclusions)
     path samplesheet                               // file: samplesheet (relative FASTQ paths resolve against its real folder)
     path contrasts                                 // file: contrasts CSV
-    path gtf                                       // file: GTF (gene names)
+    tuple val(meta2), path(gtf)                    // reference annotation (gene names)
 
     output:
     tuple val(meta), path("de/*.deseq2.tsv"), emit: results
     tuple val(meta), path("de/*")           , emit: files
-    path "versions.yml"                     , emit: versions
+    tuple val("${task.process}"), val('cfrna'), eval('cfrna --version | sed "s/^cfrna //"'), emit: versions_cfrna, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -20,7 +22,7 @@ process CFRNA_DE {
     script:
     def args = task.ext.args ?: ''
     """
-    cfrna-de \\
+    cfrna de \\
         --counts ${counts} \\
         --samplesheet "\$(readlink -f ${samplesheet})" \\
         --contrasts ${contrasts} \\
@@ -29,17 +31,11 @@ process CFRNA_DE {
         --outdir de \\
         --threads ${task.cpus} \\
         ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        cfrna: \$(cfrna-de --version 2>&1 | sed 's/^cfrna //')
-    END_VERSIONS
     """
 
     stub:
     """
     mkdir -p de
     touch de/stub.deseq2.tsv de/design.tsv
-    echo '"${task.process}": {cfrna: stub}' > versions.yml
     """
 }

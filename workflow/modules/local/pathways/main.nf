@@ -1,18 +1,21 @@
 process CFRNA_PATHWAYS {
     tag "${meta.id}"
     label 'process_medium'
+
     conda "${moduleDir}/environment.yml"
+    container 'localhost/cfrna:0.1.0'
 
     input:
     tuple val(meta), path(de_files, stageAs: 'de_in/*'), path(samples)   // de_files: all files of CFRNA_DE; samples: samples.tsv
-    path samplesheet                                                 // file: samplesheet (relative FASTQ paths resolve against its real folder)
-    path gtf                                                         // file: GTF (gene symbols)
-    path gene_sets, stageAs: 'gene_sets/*'                           // files: GMT, or [] for the bundled sets
+    path samplesheet                                                     // file: samplesheet (relative FASTQ paths resolve against its real folder)
+    tuple val(meta2), path(gtf)                                          // reference annotation (gene symbols)
+    path gene_sets, stageAs: 'gene_sets/*'                               // files: GMT, or [] for the bundled sets
 
     output:
     tuple val(meta), path("pathways/signature_scores.tsv"), emit: scores
     tuple val(meta), path("pathways/*")                   , emit: files
-    path "versions.yml"                                   , emit: versions
+    tuple val("${task.process}"), val('cfrna'), eval('cfrna --version | sed "s/^cfrna //"'), emit: versions_cfrna, topic: versions
+    tuple val("${task.process}"), val('gseapy'), eval('python -c "import importlib.metadata as m; print(m.version(\'gseapy\'))"'), emit: versions_gseapy, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -21,7 +24,7 @@ process CFRNA_PATHWAYS {
     def args = task.ext.args ?: ''
     def gmt = gene_sets ? "--gene-sets ${gene_sets.join(' ')}" : ''
     """
-    cfrna-pathways \\
+    cfrna pathways \\
         --de-dir de_in \\
         --gtf ${gtf} \\
         ${gmt} \\
@@ -30,17 +33,11 @@ process CFRNA_PATHWAYS {
         --outdir pathways \\
         --threads ${task.cpus} \\
         ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        cfrna: \$(cfrna-pathways --version 2>&1 | sed 's/^cfrna //')
-    END_VERSIONS
     """
 
     stub:
     """
     mkdir -p pathways
     touch pathways/signature_scores.tsv
-    echo '"${task.process}": {cfrna: stub}' > versions.yml
     """
 }

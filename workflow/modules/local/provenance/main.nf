@@ -1,14 +1,16 @@
 process CFRNA_PROVENANCE {
     tag "pipeline_info"
     label 'process_single'
+
     conda "${moduleDir}/environment.yml"
+    container 'localhost/cfrna:0.1.0'
 
     input:
     val params_json                        // string: the run's params as JSON
     path samplesheet                       // file: the user's samplesheet (FASTQ paths resolve against its real folder)
     path contrasts                         // file: contrasts CSV, or []
-    path fasta                             // file: genome FASTA
-    path gtf                               // file: GTF
+    tuple val(meta), path(fasta)           // reference genome FASTA
+    tuple val(meta2), path(gtf)            // reference annotation
     path gene_sets, stageAs: 'gene_sets/*' // files: GMT, or []
     val aligner                            // string: mappy | star
 
@@ -16,13 +18,14 @@ process CFRNA_PROVENANCE {
     path "pipeline_info/params.json"          , emit: params
     path "pipeline_info/software_versions.yml", emit: versions_yml
     path "pipeline_info/input_checksums.tsv"  , emit: checksums
-    path "versions.yml"                       , emit: versions
+    tuple val("${task.process}"), val('cfrna'), eval('cfrna --version | sed "s/^cfrna //"'), emit: versions_cfrna, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
 
     script:
     // the same writers as `cfrna run` (cfrna.pipeline.provenance): identical file formats
+    def args = task.ext.args ?: ''
     def gmt = gene_sets ? "--gene-sets ${gene_sets.join(' ')}" : ''
     def contrasts_arg = contrasts ? "--contrasts ${contrasts}" : ''
     """
@@ -30,7 +33,7 @@ process CFRNA_PROVENANCE {
     ${params_json}
     CFRNA_PARAMS_EOF
 
-    cfrna-provenance \\
+    cfrna provenance \\
         --samplesheet ${samplesheet} \\
         --fasta ${fasta} \\
         --gtf ${gtf} \\
@@ -38,18 +41,13 @@ process CFRNA_PROVENANCE {
         ${gmt} \\
         --aligner ${aligner} \\
         --params-json nf_params.json \\
-        --outdir pipeline_info
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        cfrna: \$(cfrna --version | sed 's/cfrna //')
-    END_VERSIONS
+        --outdir pipeline_info \\
+        ${args}
     """
 
     stub:
     """
     mkdir -p pipeline_info
     touch pipeline_info/params.json pipeline_info/software_versions.yml pipeline_info/input_checksums.tsv
-    echo '"${task.process}": {cfrna: stub}' > versions.yml
     """
 }

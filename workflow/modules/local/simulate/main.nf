@@ -1,7 +1,9 @@
 process CFRNA_SIMULATE {
     tag "n=${n_samples}"
     label 'process_single'
+
     conda "${moduleDir}/environment.yml"
+    container 'localhost/cfrna:0.1.0'
 
     input:
     val n_samples          // integer: number of samples
@@ -9,12 +11,12 @@ process CFRNA_SIMULATE {
     val seed               // integer: random seed
 
     output:
-    path "cohort"                          , emit: cohort
-    path "cohort/samplesheet.csv"          , emit: samplesheet
-    path "cohort/contrasts.csv"            , emit: contrasts
-    path "cohort/genome.fa"                , emit: fasta
-    path "cohort/genes.gtf"                , emit: gtf
-    path "versions.yml"                    , emit: versions
+    path "cohort"                 , emit: cohort
+    path "cohort/samplesheet.csv" , emit: samplesheet
+    path "cohort/contrasts.csv"   , emit: contrasts
+    path "cohort/genome.fa"       , emit: fasta
+    path "cohort/genes.gtf"       , emit: gtf
+    tuple val("${task.process}"), val('cfrna'), eval('cfrna --version | sed "s/^cfrna //"'), emit: versions_cfrna, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -22,17 +24,12 @@ process CFRNA_SIMULATE {
     script:
     def args = task.ext.args ?: ''
     """
-    cfrna-simulate \\
+    cfrna simulate \\
         --outdir cohort \\
         --samples ${n_samples} \\
         --reads-per-sample ${reads_per_sample} \\
         --seed ${seed} \\
         ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        cfrna: \$(cfrna-simulate --version 2>&1 | sed 's/^cfrna //')
-    END_VERSIONS
     """
 
     stub:
@@ -52,6 +49,5 @@ process CFRNA_SIMULATE {
     done
     echo "id,variable,reference,target,blocking,formula" > cohort/contrasts.csv
     touch cohort/genome.fa cohort/genes.gtf
-    echo '"${task.process}": {cfrna: stub}' > versions.yml
     """
 }

@@ -1,7 +1,9 @@
 process CFRNA_TRIM {
     tag "${meta.id}"
     label 'process_low'
+
     conda "${moduleDir}/environment.yml"
+    container 'localhost/cfrna:0.1.0'
 
     input:
     tuple val(meta), path(reads)   // meta: [id, single_end, strandedness, ...]; reads: [R1] or [R1, R2]
@@ -9,7 +11,7 @@ process CFRNA_TRIM {
     output:
     tuple val(meta), path("*.trimmed.fastq.gz"), emit: reads
     tuple val(meta), path("*.trim.json")       , emit: json
-    path "versions.yml"                        , emit: versions
+    tuple val("${task.process}"), val('cfrna'), eval('cfrna --version | sed "s/^cfrna //"'), emit: versions_cfrna, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -19,18 +21,13 @@ process CFRNA_TRIM {
     def prefix = task.ext.prefix ?: "${meta.id}"
     def r2 = meta.single_end ? '' : "--fastq-2 ${reads[1]}"
     """
-    cfrna-trim \\
+    cfrna trim \\
         --sample ${prefix} \\
         --fastq-1 ${reads[0]} \\
         ${r2} \\
         --outdir . \\
         --threads ${task.cpus} \\
         ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        cfrna: \$(cfrna-trim --version 2>&1 | sed 's/^cfrna //')
-    END_VERSIONS
     """
 
     stub:
@@ -39,6 +36,5 @@ process CFRNA_TRIM {
     echo | gzip > ${prefix}_1.trimmed.fastq.gz
     ${meta.single_end ? '' : "echo | gzip > ${prefix}_2.trimmed.fastq.gz"}
     echo '{}' > ${prefix}.trim.json
-    echo '"${task.process}": {cfrna: stub}' > versions.yml
     """
 }

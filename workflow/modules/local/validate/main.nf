@@ -1,18 +1,20 @@
 process CFRNA_VALIDATE {
     tag "${samplesheet.name}"
     label 'process_single'
+
     conda "${moduleDir}/environment.yml"
+    container 'localhost/cfrna:0.1.0'
 
     input:
-    path samplesheet   // file: samplesheet CSV (relative FASTQ paths resolve against its real folder)
-    path contrasts     // file: contrasts CSV, or [] for none
-    path gtf           // file: GTF
-    path fasta         // file: genome FASTA
+    path samplesheet                // file: samplesheet CSV (relative FASTQ paths resolve against its real folder)
+    path contrasts                  // file: contrasts CSV, or [] for none
+    tuple val(meta), path(gtf)      // reference annotation
+    tuple val(meta2), path(fasta)   // reference genome FASTA
 
     output:
     path "samplesheet.valid.csv", emit: samplesheet
     path "validate.log"         , emit: log
-    path "versions.yml"         , emit: versions
+    tuple val("${task.process}"), val('cfrna'), eval('cfrna --version | sed "s/^cfrna //"'), emit: versions_cfrna, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -21,18 +23,14 @@ process CFRNA_VALIDATE {
     def args = task.ext.args ?: ''
     def contrasts_opt = contrasts ? "--contrasts ${contrasts}" : ''
     """
-    cfrna-validate \\
+    set -o pipefail
+    cfrna validate \\
         --samplesheet "\$(readlink -f ${samplesheet})" \\
         ${contrasts_opt} \\
         --gtf ${gtf} \\
         --fasta ${fasta} \\
         --normalized samplesheet.valid.csv \\
         ${args} | tee validate.log
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        cfrna: \$(cfrna-validate --version 2>&1 | sed 's/^cfrna //')
-    END_VERSIONS
     """
 
     stub:
@@ -44,6 +42,5 @@ process CFRNA_VALIDATE {
         { for (i in f) if (\$i != "" && substr(\$i, 1, 1) != "/") \$i = d "/" \$i; print }
     ' ${samplesheet} > samplesheet.valid.csv
     touch validate.log
-    echo '"${task.process}": {cfrna: stub}' > versions.yml
     """
 }

@@ -8,14 +8,13 @@ include { CFRNA_COUNT } from '../../../modules/local/count/main'
 workflow SAMPLE_COUNTS {
     take:
     ch_reads     // channel: [ val(meta), [ fastq_1, fastq_2? ] ]
-    ch_fasta     // channel (value): path(genome.fa)
-    ch_gtf       // channel (value): path(genes.gtf)
-    ch_index     // channel (value): path(index dir)
+    ch_fasta     // channel (value): [ val(meta2), path(genome.fa) ]
+    ch_gtf       // channel (value): [ val(meta3), path(genes.gtf) ]
+    ch_index     // channel (value): [ val(meta4), path(index dir) ]
     aligner      // string: mappy | star
     skip_trim    // boolean
 
     main:
-    ch_versions = Channel.empty()
     ch_trim_json = Channel.empty()
 
     if (skip_trim) {
@@ -24,15 +23,12 @@ workflow SAMPLE_COUNTS {
         CFRNA_TRIM(ch_reads)
         ch_trimmed   = CFRNA_TRIM.out.reads
         ch_trim_json = CFRNA_TRIM.out.json
-        ch_versions  = ch_versions.mix(CFRNA_TRIM.out.versions.first())
     }
 
     CFRNA_ALIGN(ch_trimmed, ch_fasta, ch_gtf, ch_index, aligner)
-    ch_versions = ch_versions.mix(CFRNA_ALIGN.out.versions.first())
 
     // count with the strandedness that align recorded (inferred when the sheet says auto)
     CFRNA_COUNT(CFRNA_ALIGN.out.bam.join(CFRNA_ALIGN.out.json, failOnDuplicate: true, failOnMismatch: true), ch_gtf)
-    ch_versions = ch_versions.mix(CFRNA_COUNT.out.versions.first())
 
     emit:
     trim_json  = ch_trim_json             // channel: [ val(meta), path(<id>.trim.json) ]
@@ -41,5 +37,6 @@ workflow SAMPLE_COUNTS {
     counts     = CFRNA_COUNT.out.counts   // channel: [ val(meta), path(<id>.counts.tsv) ]
     summary    = CFRNA_COUNT.out.summary  // channel: [ val(meta), path(<id>.counts.tsv.summary) ]
     stats      = CFRNA_COUNT.out.stats    // channel: [ val(meta), path(<id>.counts.tsv.stats.json) ]
-    versions   = ch_versions              // channel: [ path(versions.yml) ]
+    dedup      = CFRNA_COUNT.out.dedup    // channel: [ val(meta), path(<id>.counts.dedup.tsv) ] (params.dedup != none)
+    // versions: on the `versions` topic (each module's versions_* outputs)
 }
