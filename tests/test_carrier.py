@@ -125,6 +125,7 @@ def test_pathways_adds_gsea_and_scores(chain) -> None:
     for name in ("counts", "normalized", "vst"):
         np.testing.assert_array_equal(a.layers[name], b.layers[name])
     pd.testing.assert_frame_equal(a.uns["de"][CONTRAST], b.uns["de"][CONTRAST], check_dtype=False)
+    pd.testing.assert_series_equal(a.obs["size_factor"], b.obs["size_factor"])
     assert a.uns["pca"]["pc1"].tolist() == list(b.uns["pca"]["pc1"])
 
 

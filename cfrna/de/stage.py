@@ -9,7 +9,7 @@ from typing import Literal
 
 from cfrna.errors import ConfigError
 from cfrna.io.samplesheet import SampleSheet
-from cfrna.io.tables import as_samplesheet, check_matrix_samples, read_expression, read_tsv
+from cfrna.io.tables import as_samplesheet, check_matrix_samples, read_expression
 from cfrna.pipeline.layout import OutputLayout
 from cfrna.pipeline.stages import StageResult
 
@@ -46,7 +46,14 @@ def run_de(*, counts: str | os.PathLike, samplesheet: str | os.PathLike | Sample
     in one atomic rewrite. Summary: per contrast ``n_significant`` and group sizes.
     """
     from cfrna.de.deseq import run_de as de_tables
-    from cfrna.matrix.anndata_io import add_de, contrast_ids, read_de_tables, read_design, update_carrier
+    from cfrna.matrix.anndata_io import (
+        add_de,
+        contrast_ids,
+        read_de_tables,
+        read_design,
+        read_size_factors,
+        update_carrier,
+    )
 
     sheet = as_samplesheet(samplesheet)
     check_matrix_samples(counts, sheet.ids)
@@ -64,11 +71,11 @@ def run_de(*, counts: str | os.PathLike, samplesheet: str | os.PathLike | Sample
     if h5ad is not None:
         # the tables as written (what a reader of de/ sees, and what a Nextflow run's AnnData holds)
         ids = contrast_ids(design)
-        sf = read_tsv(lay.size_factors, what="size factors", dtype={"sample": str}).set_index("sample")["size_factor"]
         outputs["h5ad"] = update_carrier(h5ad, lambda a: add_de(
             a, tables=read_de_tables(lay.de_dir, ids), design=design,
             normalized=read_expression(lay.normalized_counts, what="normalized counts"),
-            vst=read_expression(lay.vst, what="vst matrix"), size_factors=sf, pca_genes=settings.pca_genes))
+            vst=read_expression(lay.vst, what="vst matrix"), size_factors=read_size_factors(lay.size_factors),
+            pca_genes=settings.pca_genes))
     summary = {"contrasts": {cid: {"n_significant": info["n_significant"], "groups": info["groups"]}
                              for cid, info in res["contrasts"].items()}}
     warnings = [f"contrast {r['contrast']}: sensitivity table not written: {r['sensitivity']}"

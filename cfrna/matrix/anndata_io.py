@@ -283,6 +283,14 @@ def read_gsea_tables(pw_dir: str | os.PathLike, ids: list[str]) -> dict[str, pd.
     return out
 
 
+def read_size_factors(path: str | os.PathLike) -> pd.Series | None:
+    """``de/size_factors.tsv`` as a Series indexed by sample (None when absent)."""
+    if not Path(path).is_file():
+        return None
+    sf = read_tsv(path, what="size factors", required=("sample", "size_factor"), dtype={"sample": str})
+    return sf.set_index("sample")["size_factor"]
+
+
 def read_scores(path: str | os.PathLike) -> pd.DataFrame | None:
     """``signature_scores.tsv`` indexed by sample (None when absent)."""
     if not Path(path).is_file():
@@ -323,7 +331,8 @@ def build_anndata(results_dir: str | os.PathLike):
     add_de(adata, tables=read_de_tables(lay.de_dir, ids), design=design,
            normalized=read_expression(lay.normalized_counts, what="normalized counts")
            if lay.normalized_counts.is_file() else None,
-           vst=read_expression(lay.vst, what="vst matrix") if lay.vst.is_file() else None)
+           vst=read_expression(lay.vst, what="vst matrix") if lay.vst.is_file() else None,
+           size_factors=read_size_factors(lay.size_factors))
     assoc = lay.signature_association
     add_pathways(adata, gsea=read_gsea_tables(lay.pathways_dir, ids), scores=read_scores(lay.signature_scores),
                  association=read_tsv(assoc, what="signature association") if assoc.is_file() else None)
