@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from cfrna.config import ALIGNERS, DEDUP_MODES, DEFAULT_ALIGNER
+from cfrna.config import ALIGNERS, DE_COUNTS, DEDUP_RUN_MODES, DEFAULT_ALIGNER
 from cfrna.pipeline.local import RunOptions, run_pipeline
 
 
@@ -28,10 +28,10 @@ def add_run_arguments(p: argparse.ArgumentParser, *, inputs_required: bool = Tru
     p.add_argument("--min-mapq", type=int, default=0, help="minimum MAPQ for counting, 0-255 (default: 0)")
     p.add_argument("--star-two-pass", action="store_true", help="STAR two-pass mode")
     p.add_argument("--qc-thresholds", help="YAML/JSON file overriding QC thresholds (docs/qc.md)")
-    p.add_argument("--dedup", choices=("auto", *DEDUP_MODES), default="auto",
+    p.add_argument("--dedup", choices=DEDUP_RUN_MODES, default="auto",
                    help="duplicate marking while counting, for QC (library complexity) and deduplicated counts: "
                         "auto = directional for samples with UMIs, else position; none skips it (default: auto)")
-    p.add_argument("--de-counts", choices=("auto", "raw", "dedup"), default="auto",
+    p.add_argument("--de-counts", choices=DE_COUNTS, default="auto",
                    help="counts DE tests: auto = deduplicated when every sample has UMIs (true PCR copies), raw "
                         "without UMIs (position duplicates of expressed genes are mostly distinct molecules; "
                         "docs/parameters.md) (default: auto)")

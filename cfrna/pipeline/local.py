@@ -28,7 +28,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cfrna.config import ALIGNERS, DEDUP_MODES
+from cfrna.config import ALIGNERS, DE_COUNTS, DEDUP_RUN_MODES
 from cfrna.errors import CfrnaError, ConfigError, EmptyResultError, InputFormatError, ToolMissingError
 from cfrna.io.atomic import write_json, write_table
 from cfrna.pipeline.cache import StepCache
@@ -149,8 +149,8 @@ def preflight(opts: RunOptions):
 
 
 # ----------------------------------------------------------------------------- duplicates and UMIs
-DEDUP_CHOICES = ("auto", *DEDUP_MODES)
-DE_COUNTS_CHOICES = ("auto", "raw", "dedup")
+DEDUP_CHOICES = DEDUP_RUN_MODES
+DE_COUNTS_CHOICES = DE_COUNTS
 
 
 def sample_umi_settings(opts: RunOptions, sample) -> dict:
