@@ -86,7 +86,8 @@ def run_count(*, bam: str | os.PathLike, gtf: str | os.PathLike, sample: str | N
         Write the counts table to this path instead (``cfrna count --out``; the summary and stats
         files go beside it as ``<out>.summary`` and ``<out>.stats.json``).
     dedup_out
-        Also write the counts without flagged duplicates here (default: not written).
+        Also write deduplicated counts here: without the duplicates ``settings.dedup`` marks, or with
+        ``dedup`` none without flagged duplicates (default: not written).
 
     Returns
     -------
