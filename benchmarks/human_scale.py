@@ -27,16 +27,18 @@ seed, and caches them outside the repository (``$CFRNA_BENCH_CACHE``, default
 
 Measurements (one run, each step a fresh process under ``/usr/bin/time -v``, peak RSS of the largest
 process): index (``cfrna index`` mappy vs STAR genomeGenerate vs ``minimap2 -x splice:sr -d`` when
-``--minimap2`` is a >= 2.31 binary), alignment reads/s at 1 and 2 threads (``benchmarks/align.py``'s
+``--minimap2`` is a >= 2.29 binary), alignment reads/s at 1 and 2 threads (``benchmarks/align.py``'s
 worker), GTF parse and count-index build cold and cached (and the cache hit on the second sample),
 ``cfrna count`` vs featureCounts on the SE and PE BAMs at 1 and 2 threads with identical per-gene
 counts and summary categories, ``cfrna trim`` and ``cfrna qc`` per sample.
 
 Usage::
 
-    python benchmarks/human_scale.py --quick                     # < 3 min, asserts only that all runs
-    python benchmarks/human_scale.py --stages annotation count   # GENCODE-scale counting, no genome
-    python benchmarks/human_scale.py [--minimap2 PATH] [--json out.json]   # everything (hours, ~40 GB RAM for STAR)
+    python benchmarks/human_scale.py --quick                     # CI: ~60 CPU-s, no STAR; checks only
+    python benchmarks/human_scale.py --stages annotation count --count-reads 4000000   # counting, no genome
+    python benchmarks/human_scale.py --contigs 4 --stages index align --no-star --minimap2 PATH --workdir W
+    python benchmarks/human_scale.py --contigs 4 --stages index align --star-only --workdir W2  # STAR apart
+    python benchmarks/human_scale.py [--minimap2 PATH] [--json out.json]   # everything (hours; > 16 GB RAM)
 """
 
 from __future__ import annotations
@@ -890,7 +892,7 @@ def prepare(scale: Scale, stages: set[str], *, seed: int, count_se: int, count_p
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
-                    help="small sizes (12 Mb, 3 x chr19 0-4 Mb, 40k reads; no STAR; alignment at 2 threads): checks only")
+                    help="small sizes (12 Mb = 3 x chr19 0-4 Mb, 723 genes, 40k reads; no STAR; alignment at 2 threads): checks only")
     ap.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
                     help="what to measure (default: everything)")
     ap.add_argument("--libs", nargs="+", choices=["se", "pe"], default=["se", "pe"],
