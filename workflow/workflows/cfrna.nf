@@ -69,8 +69,21 @@ workflow CFRNA {
     ch_reads = CFRNA_VALIDATE.out.samplesheet
         .splitCsv(header: true, strip: true)
         .map { row ->
+            // a sample's UMI columns over the run-wide --umi_* (as cfrna.trim.umi.sample_umi for `cfrna run`)
+            def sheet_pattern = (row.umi_pattern ?: '').trim()
+            def sheet_in_name = (row.umi_in_name ?: '').trim().toLowerCase()
+            def umi_pattern = params.umi_pattern ?: ''
+            def umi_in_name = params.umi_in_name as boolean
+            if (sheet_pattern.toLowerCase() == 'none') { umi_pattern = ''; umi_in_name = false }
+            else if (sheet_pattern) { umi_pattern = sheet_pattern; umi_in_name = false }
+            else if (sheet_in_name) {
+                umi_in_name = sheet_in_name in ['true', 'yes', '1']
+                umi_pattern = umi_in_name ? '' : umi_pattern
+            }
             def meta = [id: row.sample, single_end: !row.fastq_2, strandedness: row.strandedness,
-                        has_umis: ((row.umi_pattern ?: '') !in ['', 'none']) || ((row.umi_in_name ?: '').toLowerCase() in ['true', 'yes', '1'])]
+                        umi_pattern: umi_pattern, umi_read: (row.umi_read ?: params.umi_read ?: '').toString(),
+                        umi_in_name: umi_in_name, umi_separator: params.umi_separator,
+                        has_umis: (umi_pattern || umi_in_name) as boolean]
             def reads = [file(row.fastq_1, checkIfExists: true)]
             if (row.fastq_2) { reads << file(row.fastq_2, checkIfExists: true) }
             [meta, reads]

@@ -20,6 +20,10 @@ process CFRNA_TRIM {
     def args = task.ext.args ?: ''
     def prefix = task.ext.prefix ?: "${meta.id}"
     def r2 = meta.single_end ? '' : "--fastq-2 ${reads[1]}"
+    // UMIs (meta.umi_*: the sample's columns over --umi_*): extracted into the read names before trimming
+    def umi = meta.umi_in_name ? '--umi-in-name' : ''
+    if (meta.umi_pattern) { umi = "--umi-pattern ${meta.umi_pattern}" + (meta.umi_read ? " --umi-read ${meta.umi_read}" : '') }
+    if (umi) { umi += " --umi-separator '${meta.umi_separator ?: '_'}'" }
     """
     cfrna trim \\
         --sample ${prefix} \\
@@ -27,6 +31,7 @@ process CFRNA_TRIM {
         ${r2} \\
         --outdir . \\
         --threads ${task.cpus} \\
+        ${umi} \\
         ${args}
     """
 
