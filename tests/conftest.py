@@ -83,15 +83,41 @@ def sim_cohort_pe(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pipeline_run(sim_cohort, tmp_path_factory) -> Path:
-    """One real ``cfrna run`` of ``sim_cohort`` with its contrasts and the bundled gene sets, shared by the
-    session (its results folder); tests must not modify it (copy it first)."""
-    from cfrna.cli import main
-
+def pipeline_run_args(sim_cohort, tmp_path_factory) -> list[str]:
+    """The ``cfrna run`` arguments of :func:`pipeline_run` (for a ``--resume`` of the same run)."""
     out = tmp_path_factory.mktemp("pipeline_run") / "results"
     index = tmp_path_factory.mktemp("pipeline_run_index")
-    args = ["run", "--samplesheet", str(sim_cohort / "samplesheet.csv"), "--fasta", str(sim_cohort / "genome.fa"),
+    return ["run", "--samplesheet", str(sim_cohort / "samplesheet.csv"), "--fasta", str(sim_cohort / "genome.fa"),
             "--gtf", str(sim_cohort / "genes.gtf"), "--contrasts", str(sim_cohort / "contrasts.csv"),
             "--outdir", str(out), "--threads", "2", "--no-progress", "--index-dir", str(index)]
-    assert main(args) == 0
-    return out
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(pipeline_run_args) -> Path:
+    """One real ``cfrna run`` of ``sim_cohort`` with its contrasts and the bundled gene sets, made once per
+    test session (its results folder) and shared by the end-to-end, browser, AnnData and Nextflow-parity
+    tests; tests must not modify it (copy it first). The one exception, test_pipeline_e2e's ``--resume``,
+    recomputes nothing."""
+    from cfrna.cli import main
+
+    assert main(pipeline_run_args) == 0
+    return Path(pipeline_run_args[pipeline_run_args.index("--outdir") + 1])
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> dict:
+    """One ``cfrna demo`` with its defaults, as a new user runs it, shared by the session (read-only).
+
+    Run without network (``unshare -n``) when the tests run as root, so that it also proves the demo
+    needs none. Returns ``{"root": outdir, "proc": CompletedProcess, "offline": bool}``."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("demo")
+    cmd = [sys.executable, "-m", "cfrna", "demo", "--outdir", str(root), "--threads", "2", "--no-progress",
+           "--index-dir", str(root / "index")]
+    offline = os.geteuid() == 0 and shutil.which("unshare") is not None
+    if offline:
+        cmd = ["unshare", "-n", *cmd]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1500)
+    return {"root": root, "proc": proc, "offline": offline}

@@ -16,15 +16,16 @@ CONTRAST = "flare_vs_no_flare"
 
 
 @pytest.fixture(scope="session")
-def e2e(sim_cohort, tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("e2e") / "results"
-    index = tmp_path_factory.mktemp("e2e_index")
-    args = ["run", "--samplesheet", str(sim_cohort / "samplesheet.csv"), "--fasta", str(sim_cohort / "genome.fa"),
-            "--gtf", str(sim_cohort / "genes.gtf"), "--contrasts", str(sim_cohort / "contrasts.csv"),
-            "--gene-sets", str(sim_cohort / "truth" / "planted_gene_sets.gmt"),
-            "--outdir", str(out), "--threads", "2", "--no-progress", "--index-dir", str(index)]
-    assert main(args) == 0
-    return {"out": out, "cohort": sim_cohort, "args": args}
+def e2e(sim_cohort, pipeline_run, pipeline_run_args, tmp_path_factory) -> dict:
+    """The session's one ``cfrna run`` of ``sim_cohort`` (conftest ``pipeline_run``), and ``cfrna pathways`` on
+    its DE tables with the simulator's planted gene sets (the run itself uses the bundled ones)."""
+    planted = tmp_path_factory.mktemp("e2e_planted") / "pathways"
+    assert main(["pathways", "--de-dir", str(pipeline_run / "de"), "--gtf", str(sim_cohort / "genes.gtf"),
+                 "--gene-sets", str(sim_cohort / "truth" / "planted_gene_sets.gmt"),
+                 "--samplesheet", str(sim_cohort / "samplesheet.csv"),
+                 "--samples", str(pipeline_run / "matrix" / "samples.tsv"), "--threads", "2",
+                 "--outdir", str(planted)]) == 0
+    return {"out": pipeline_run, "cohort": sim_cohort, "args": pipeline_run_args, "planted": planted}
 
 
 def test_output_tree(e2e):
@@ -75,7 +76,7 @@ def test_planted_de_recovered(e2e):
 
 
 def test_planted_ifn_set_ranked_first_or_second(e2e):
-    gsea = pd.read_csv(e2e["out"] / "pathways" / f"{CONTRAST}.gsea.tsv", sep="\t")
+    gsea = pd.read_csv(e2e["planted"] / f"{CONTRAST}.gsea.tsv", sep="\t")
     up = gsea[gsea["nes"] > 0].reset_index(drop=True)
     rank = up.index[up["gene_set"] == "PLANTED_IFN_FLARE_UP"]
     assert len(rank) == 1 and rank[0] <= 1, gsea.head()
@@ -115,6 +116,7 @@ def test_provenance_has_no_machine_paths(e2e):
 
 
 def test_resume_recomputes_nothing(e2e):
+    """Resumes the shared run in place: every step is cached, so its outputs stay as they are."""
     out = e2e["out"]
     before = {p: p.stat().st_mtime_ns for p in (out / "counts").iterdir()}
     assert main([*e2e["args"], "--resume"]) == 0

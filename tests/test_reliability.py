@@ -219,17 +219,17 @@ def test_disk_full_gives_clear_error_and_no_partial_file(baseline, cohort, tmp_p
         subprocess.run(["umount", str(mnt)], check=False)
 
 
-def test_demo_runs_without_network(tmp_path):
+def test_demo_runs_without_network(demo_run):
+    """The session's one default ``cfrna demo`` (conftest ``demo_run``) ran under ``unshare -n``."""
     require_tool("unshare")
     if os.geteuid() != 0:
         if IN_CI:
             pytest.fail("CI=true: the no-network test needs root for unshare -n")
         pytest.skip("unshare -n needs root")
-    proc = subprocess.run(["unshare", "-n", sys.executable, "-m", "cfrna", "demo", "--outdir", str(tmp_path / "d"),
-                           "--samples", "4", "--reads-per-sample", "3000", "--threads", "2", "--no-progress"],
-                          capture_output=True, text=True, check=False, timeout=900)
+    proc = demo_run["proc"]
+    assert demo_run["offline"] and proc.args[:2] == ["unshare", "-n"]
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert (tmp_path / "d" / "results" / "report" / "index.html").exists()
+    assert (demo_run["root"] / "results" / "report" / "index.html").exists()
 
 
 def test_no_shell_in_package():

@@ -272,14 +272,12 @@ def test_every_tab_of_a_real_run(pipeline_run: Path, page) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
-def test_demo_report_every_tab(tmp_path_factory, page) -> None:
-    """`cfrna demo` as a new user runs it: its report has no page or console error on any tab."""
-    from cfrna.cli import main
-
+def test_demo_report_every_tab(demo_run, page) -> None:
+    """`cfrna demo` as a new user runs it (the session's one run, conftest ``demo_run``): its report has no
+    page or console error on any tab."""
     require_vendor()
-    root = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--outdir", str(root), "--threads", "2", "--no-progress", "--index-dir", str(root / "index")]) == 0
-    seen = visit_every_tab(page, root / "results" / "report" / "index.html")
+    assert demo_run["proc"].returncode == 0, demo_run["proc"].stderr[-4000:]
+    seen = visit_every_tab(page, demo_run["root"] / "results" / "report" / "index.html")
     assert {"summary", "de", "qc", "pca", "provenance"} <= set(seen), seen
 
 
