@@ -30,6 +30,7 @@ from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
 from cfrna.io.atomic import write_table
 from cfrna.io.samplesheet import SampleSheet
 from cfrna.io.tables import as_samplesheet, read_samples_table, read_tsv
+from cfrna.pipeline.layout import OutputLayout
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +302,7 @@ def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike | SampleShe
         No gene left after filtering.
     """
     outdir = Path(outdir)
+    lay = OutputLayout.in_stage_folder("de", outdir)
     sheet = as_samplesheet(samplesheet)
     samples = sheet.to_frame()
     excluded: dict[str, str] = {}
@@ -342,9 +344,9 @@ def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike | SampleShe
     normalized = pd.DataFrame(cohort_dds.layers["normed_counts"].T, index=filtered.index, columns=used_all)
     vst = pd.DataFrame(np.asarray(cohort_dds.layers["vst_counts"]).T, index=filtered.index, columns=used_all)
     del cohort_dds  # its layers are several genes x samples float64 arrays: free them before the fits
-    write_table(outdir / "size_factors.tsv", pd.DataFrame({"sample": used_all, "size_factor": sf.to_numpy()}))
-    write_table(outdir / "normalized_counts.tsv", normalized.rename_axis("gene_id").reset_index(), float_format="%.6g")
-    write_table(outdir / "vst.tsv", vst.rename_axis("gene_id").reset_index(), float_format="%.6g")
+    write_table(lay.size_factors, pd.DataFrame({"sample": used_all, "size_factor": sf.to_numpy()}))
+    write_table(lay.normalized_counts, normalized.rename_axis("gene_id").reset_index(), float_format="%.6g")
+    write_table(lay.vst, vst.rename_axis("gene_id").reset_index(), float_format="%.6g")
 
     covars = (signature_covariates(normalized, names) if sensitivity else pd.DataFrame(index=used_all))
     design_rows = []
@@ -364,7 +366,7 @@ def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike | SampleShe
         table = res.reset_index()
         table.insert(1, "gene_name", names.reindex(table["gene_id"]).to_numpy())
         table = table.sort_values(["padj", "pvalue"], na_position="last", kind="mergesort")[columns]
-        path = outdir / f"{c.id}.deseq2.tsv"
+        path = lay.deseq2_table(c.id)
         write_table(path, table, float_format="%.6g")
         n_sig = int((table["padj"] < alpha).sum())
         sens_status = "not run"
@@ -378,7 +380,7 @@ def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike | SampleShe
                 sens, sens_status = _sensitivity(sub, summ, res, covars, threads=threads, alpha=alpha)
             if sens is not None:
                 sens.insert(1, "gene_name", names.reindex(sens["gene_id"]).to_numpy())
-                write_table(outdir / f"{c.id}.sensitivity.tsv", sens, float_format="%.6g")
+                write_table(lay.sensitivity_table(c.id), sens, float_format="%.6g")
             else:
                 log.warning("de: %s: sensitivity table not written: %s", c.id, sens_status)
         log.info("de: %s: %d genes tested, %d with padj < %g", c.id, len(table), n_sig, alpha)
@@ -397,7 +399,7 @@ def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike | SampleShe
             "counts": Path(counts).name if isinstance(counts, (str, os.PathLike)) else "",
         })
         out["contrasts"][c.id] = {"n_significant": n_sig, "groups": summ.groups, "path": str(path)}
-    write_table(outdir / "design.tsv", pd.DataFrame(design_rows))
+    write_table(lay.design, pd.DataFrame(design_rows))
     return out
 
 

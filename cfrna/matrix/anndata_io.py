@@ -263,9 +263,12 @@ def read_design(path: str | os.PathLike) -> pd.DataFrame | None:
 
 def read_de_tables(de_dir: str | os.PathLike, ids: list[str]) -> dict[str, pd.DataFrame]:
     """``<id>.deseq2.tsv`` of each listed contrast (a listed table that is missing is an error)."""
+    from cfrna.pipeline.layout import OutputLayout
+
+    de = OutputLayout.in_stage_folder("de", de_dir)
     out = {}
     for cid in ids:
-        f = Path(de_dir) / f"{cid}.deseq2.tsv"
+        f = de.deseq2_table(cid)
         if not f.is_file():
             raise InputFormatError(f"contrast {cid}: DE table listed in de/design.tsv is missing", where=str(f),
                                    hint="re-run `cfrna de`")
@@ -275,9 +278,12 @@ def read_de_tables(de_dir: str | os.PathLike, ids: list[str]) -> dict[str, pd.Da
 
 def read_gsea_tables(pw_dir: str | os.PathLike, ids: list[str]) -> dict[str, pd.DataFrame]:
     """``<id>.gsea.tsv`` of each listed contrast that has one."""
+    from cfrna.pipeline.layout import OutputLayout
+
+    pw = OutputLayout.in_stage_folder("pathways", pw_dir)
     out = {}
     for cid in ids:
-        f = Path(pw_dir) / f"{cid}.gsea.tsv"
+        f = pw.gsea_table(cid)
         if f.is_file():
             out[cid] = read_tsv(f, what=f"GSEA table of contrast {cid}", required=GSEA_COLUMNS)
     return out
@@ -300,16 +306,17 @@ def read_scores(path: str | os.PathLike) -> pd.DataFrame | None:
 
 def read_provenance(info: str | os.PathLike) -> dict[str, Any]:
     """The keyword arguments of :func:`add_provenance` from a ``pipeline_info/`` folder (absent files left out)."""
-    info = Path(info)
+    from cfrna.pipeline.layout import OutputLayout
+
+    lay = OutputLayout.in_stage_folder("pipeline_info", info)
     kw: dict[str, Any] = {}
-    if (info / "params.json").is_file():
-        kw["params"] = read_json(info / "params.json", error="params.json is not valid JSON",
+    if lay.params_json.is_file():
+        kw["params"] = read_json(lay.params_json, error=f"{lay.params_json.name} is not valid JSON",
                                  hint="re-run the pipeline or delete the file")
-    if (info / "software_versions.yml").is_file():
-        kw["software_versions"] = read_yaml(info / "software_versions.yml", what="software versions",
-                                            all_strings=True)
-    if (info / "input_checksums.tsv").is_file():
-        kw["input_checksums"] = read_tsv(info / "input_checksums.tsv", what="input checksums")
+    if lay.software_versions.is_file():
+        kw["software_versions"] = read_yaml(lay.software_versions, what="software versions", all_strings=True)
+    if lay.input_checksums.is_file():
+        kw["input_checksums"] = read_tsv(lay.input_checksums, what="input checksums")
     return kw
 
 

@@ -53,12 +53,15 @@ def merge_counts(sheet: SampleSheet, ann: Annotation, counts_dir: str | os.PathL
     ``excluded=True`` and the reason, and left out of the counts; nothing is dropped silently.
     ``qc`` is ``qc_summary.tsv`` indexed by sample (:func:`cfrna.io.tables.read_qc_summary`).
     """
+    from cfrna.pipeline.layout import OutputLayout
+
     counts_dir = Path(counts_dir)
+    lay = OutputLayout.in_stage_folder("count", counts_dir)
     sample_errors = dict(sample_errors or {})
     gene_ids = ann.genes["gene_id"].to_numpy()
     cols: dict[str, np.ndarray] = {}
     for s in sheet.samples:
-        f = counts_dir / f"{s.sample}.counts.tsv"
+        f = lay.counts(s.sample)
         if not f.exists():
             sample_errors.setdefault(s.sample, f"no counts ({f.name} missing)")
             log.warning("sample %s: %s", s.sample, sample_errors[s.sample])

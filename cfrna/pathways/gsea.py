@@ -99,8 +99,11 @@ def de_contrast_ids(de_dir: str | os.PathLike) -> list[str]:
     older run into the same folder is not picked up. Raises ConfigError when ``design.tsv`` or a table it
     lists is missing.
     """
+    from cfrna.pipeline.layout import OutputLayout
+
     de_dir = Path(de_dir)
-    design = de_dir / "design.tsv"
+    de = OutputLayout.in_stage_folder("de", de_dir)
+    design = de.design
     if not design.is_file():
         raise ConfigError("no <contrast>.deseq2.tsv files listed: design.tsv not found", where=str(de_dir),
                           hint="run `cfrna de` first")
@@ -110,8 +113,8 @@ def de_contrast_ids(de_dir: str | os.PathLike) -> list[str]:
         raise ConfigError("no <contrast>.deseq2.tsv files: design.tsv lists no contrast", where=str(design),
                           hint="rerun `cfrna de`")
     for cid in ids:
-        if not (de_dir / f"{cid}.deseq2.tsv").is_file():
-            raise ConfigError(f"contrast {cid}: {cid}.deseq2.tsv listed in design.tsv but missing", where=str(de_dir),
+        if not de.deseq2_table(cid).is_file():
+            raise ConfigError(f"contrast {cid}: {de.deseq2_table(cid).name} listed in design.tsv but missing", where=str(de_dir),
                               hint="rerun `cfrna de`")
     return ids
 
@@ -159,8 +162,11 @@ def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdi
     InputFormatError
         A GMT file none of whose genes is present in the data (names the file), a bad GMT.
     """
+    from cfrna.pipeline.layout import OutputLayout
+
     de_dir, outdir = Path(de_dir), Path(outdir)
-    tables = {cid: read_tsv(de_dir / f"{cid}.deseq2.tsv", what=f"DE table of contrast {cid}", required=("gene_id",),
+    de, lay = OutputLayout.in_stage_folder("de", de_dir), OutputLayout.in_stage_folder("pathways", outdir)
+    tables = {cid: read_tsv(de.deseq2_table(cid), what=f"DE table of contrast {cid}", required=("gene_id",),
                             dtype={"gene_id": str, "gene_name": str}, hint="rerun `cfrna de`")
               for cid in de_contrast_ids(de_dir)}
     symbols = _symbols(gtf, tables)
@@ -189,7 +195,7 @@ def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdi
         collections.append((sets[0].source, path, mapped))
         if path.name == "cfrna_lupus.gmt":
             curated = sets
-    write_table(outdir / "gene_set_coverage.tsv", pd.DataFrame(coverage))
+    write_table(lay.gene_set_coverage, pd.DataFrame(coverage))
 
     result: dict = {"contrasts": {}, "outdir": str(outdir), "gsea": {}}
     for cid, table in tables.items():
@@ -199,7 +205,7 @@ def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdi
         parts = [p for p in parts if not p.empty]
         gsea = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=GSEA_COLUMNS)
         gsea = gsea.sort_values(["fdr", "pvalue"], kind="mergesort", na_position="last")[GSEA_COLUMNS]
-        path = outdir / f"{cid}.gsea.tsv"
+        path = lay.gsea_table(cid)
         write_table(path, gsea, float_format="%.6g")
         result["contrasts"][cid] = str(path)
         result["gsea"][cid] = gsea
@@ -212,7 +218,7 @@ def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdi
 
         curated = read_gmt(asset_path("genesets", "cfrna_lupus.gmt"))
     score_sets = {s.name: list(s.genes) for s in curated}
-    vst_path, norm_path = de_dir / "vst.tsv", de_dir / "normalized_counts.tsv"
+    vst_path, norm_path = de.vst, de.normalized_counts
     for p in (vst_path, norm_path):
         if not p.exists():
             raise ConfigError(f"{p.name} not found", where=str(de_dir), hint="run `cfrna de` first")
@@ -233,9 +239,9 @@ def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdi
     rice_genes, _ = map_gene_sets([GeneSet("r", "r", "", tuple(IFN_RICE_GENES))], set(norm_sym.index))
     scores["IFN_score_Rice2013_median_fc"] = median_fold_change_score(norm_sym, rice_genes["r"], baseline)
     scores.index.name = "sample"
-    write_table(outdir / "signature_scores.tsv", scores.reset_index(), float_format="%.6g")
+    write_table(lay.signature_scores, scores.reset_index(), float_format="%.6g")
 
-    design_path = de_dir / "design.tsv"
+    design_path = de.design
     assoc_parts = []
     if design_path.exists():
         design = read_tsv(design_path, what="cfrna de design table", dtype=str).fillna("")
@@ -250,10 +256,10 @@ def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdi
     assoc = pd.concat(assoc_parts, ignore_index=True) if assoc_parts else pd.DataFrame(
         columns=["contrast", "signature", "n_reference", "n_target", "mean_reference", "mean_target", "difference",
                  "statistic", "pvalue", "fdr"])
-    write_table(outdir / "signature_association.tsv", assoc, float_format="%.6g")
+    write_table(lay.signature_association, assoc, float_format="%.6g")
     result["scores"], result["association"] = scores, assoc
-    result["signature_scores"] = str(outdir / "signature_scores.tsv")
-    result["signature_association"] = str(outdir / "signature_association.tsv")
+    result["signature_scores"] = str(lay.signature_scores)
+    result["signature_association"] = str(lay.signature_association)
     return result
 
 

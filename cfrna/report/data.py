@@ -613,14 +613,16 @@ def folder_inputs(results_dir: str | os.PathLike) -> tuple[Any, pd.DataFrame, di
     qc = read_qc(lay.qc_summary)
     _require(lay.gene_counts, "gene count matrix", "matrix")
     notes = []
-    if not lay.design.is_file() and lay.de_dir.is_dir() and any(lay.de_dir.glob("*.deseq2.tsv")):
+    if not lay.design.is_file() and lay.de_dir.is_dir() and any(lay.de_dir.glob(lay.deseq2_table("*").name)):
         notes.append("de/design.tsv absent: the DE tables in de/ are not listed by a run and are not shown.")
     return build_anndata(lay.root), qc, {"notes": notes, **provenance_inputs(lay.info_dir)}
 
 
 def provenance_inputs(info: str | os.PathLike) -> dict[str, Any]:
     """``params``, ``versions_text`` and ``checksums`` of :func:`collect_carrier` from a ``pipeline_info/`` folder."""
-    info = Path(info)
-    ck = info / "input_checksums.tsv"
-    return {"params": read_params(info / "params.json"), "versions_text": _read_text(info / "software_versions.yml"),
+    from cfrna.pipeline.layout import OutputLayout
+
+    lay = OutputLayout.in_stage_folder("pipeline_info", info)
+    ck = lay.input_checksums
+    return {"params": read_params(lay.params_json), "versions_text": _read_text(lay.software_versions),
             "checksums": read_tsv(ck, what="input checksums") if ck.is_file() else None}
