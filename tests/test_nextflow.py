@@ -288,6 +288,14 @@ def test_stub_run_builds_the_output_tree(stub_inputs):
         assert f in files, f"{f} not published"
     info = {p.name for p in (out / "pipeline_info").iterdir()}
     assert {"params.json", "software_versions.yml", "input_checksums.tsv", "nf_process_versions.yml"} <= info
+    # the versions topic of every module, one block per process (eval outputs run after the stubs too)
+    import cfrna
+
+    versions = (out / "pipeline_info" / "nf_process_versions.yml").read_text()
+    for proc in ("CFRNA_VALIDATE", "CFRNA_TRIM", "CFRNA_ALIGN", "CFRNA_COUNT", "CFRNA_QC", "CFRNA_REPORT"):
+        assert f"{proc}:\n    cfrna: {cfrna.__version__}\n" in versions, f"{proc} missing:\n{versions}"
+    assert "CFRNA_ALIGN:\n    cfrna: " in versions and "    mappy: " in versions
+    assert "Nextflow: 24." in versions
     assert any(n.startswith("execution_trace_") for n in info)
     trace = latest_trace(out)
     assert set(trace["status"]) == {"COMPLETED"}
