@@ -96,10 +96,7 @@ def merge_counts(sheet: SampleSheet, ann: Annotation, counts_dir: str | os.PathL
             prev = samples.loc[sid, "qc_reasons"]
             samples.loc[sid, "qc_reasons"] = f"{prev};{err}" if prev else err
     samples.loc[~samples["has_counts"], "excluded"] = True
-    tables = MatrixTables(counts=counts, samples=samples, genes=ann.genes.copy())
-    log.info("matrix: %d genes x %d samples (%d excluded from DE)", counts.shape[0], counts.shape[1],
-             tables.n_excluded)
-    return tables
+    return MatrixTables(counts=counts, samples=samples, genes=ann.genes.copy())
 
 
 def merge_dedup_counts(counts: pd.DataFrame, counts_dir: str | os.PathLike) -> pd.DataFrame | None:

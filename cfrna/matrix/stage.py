@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from cfrna.matrix.merge import merge_counts, merge_dedup_counts
 from cfrna.pipeline.layout import OutputLayout
 from cfrna.pipeline.stages import StageResult
 from cfrna.reference.gtf import Annotation, read_gtf
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ def run_matrix(*, samplesheet: str | os.PathLike | SampleSheet, gtf: str | os.Pa
     write_table(lay.gene_counts, t.counts, index=True)
     write_table(lay.gene_annotation, t.genes, index=False)
     write_table(lay.samples_table, t.samples, index=True)
+    log.info("matrix: %d genes x %d samples (%d excluded from DE)", t.counts.shape[0], t.counts.shape[1],
+             t.n_excluded)
     outputs = {"gene_counts": lay.gene_counts, "gene_annotation": lay.gene_annotation,
                "samples_table": lay.samples_table}
     dedup = merge_dedup_counts(t.counts, counts_dir)
