@@ -1,4 +1,4 @@
-"""Differential expression: gene filters, counts input, run_de outputs, QC exclusion, CLI."""
+"""Differential expression: gene filters, counts input, fit_contrasts outputs, QC exclusion, CLI."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cfrna.cli import main
-from cfrna.de import run_de
+from cfrna.de import fit_contrasts
 from cfrna.de.deseq import RESULT_COLUMNS, filter_genes, read_counts
 from cfrna.errors import ConfigError, InputFormatError
 from tests.helpers.de import write_cohort
@@ -18,7 +18,7 @@ def small(tmp_path_factory):
     """16 samples x 400 genes; DE run once (no sensitivity) and reused."""
     d = tmp_path_factory.mktemp("de_small")
     files = write_cohort(d, n_samples=16, n_genes=400, seed=5)
-    res = run_de(files["counts"], files["samplesheet"], files["contrasts"], d / "de", annotation=files["annotation"],
+    res = fit_contrasts(files["counts"], files["samplesheet"], files["contrasts"], d / "de", annotation=files["annotation"],
                  sensitivity=False)
     return files, d / "de", res
 
@@ -60,7 +60,7 @@ def test_read_counts_csv_gz(tmp_path):
     assert df.loc["g2", "b"] == 7 and df.dtypes.iloc[0] == np.int64
 
 
-# ---- run_de outputs ---------------------------------------------------------------------------
+# ---- fit_contrasts outputs ---------------------------------------------------------------------------
 
 def test_run_de_writes_tables(small):
     files, de_dir, res = small
@@ -96,7 +96,7 @@ def test_qc_excluded_samples_dropped_and_recorded(small, tmp_path):
     victim = sheet.loc[sheet["flare"] == "flare", "sample"].iloc[0]
     st.loc[st["sample"] == victim, ["excluded", "qc_reasons"]] = [True, "mapping_rate fail"]
     st.to_csv(tmp_path / "samples.tsv", sep="\t", index=False)
-    run_de(files["counts"], files["samplesheet"], files["contrasts"], tmp_path / "de", samples_table=tmp_path / "samples.tsv",
+    fit_contrasts(files["counts"], files["samplesheet"], files["contrasts"], tmp_path / "de", samples_table=tmp_path / "samples.tsv",
            sensitivity=False, lfc_shrink=False)
     design = pd.read_csv(tmp_path / "de" / "design.tsv", sep="\t")
     assert design.loc[0, "excluded_samples"] == victim  # ids only: the reasons are in qc_summary.tsv
@@ -104,7 +104,7 @@ def test_qc_excluded_samples_dropped_and_recorded(small, tmp_path):
     sf = pd.read_csv(tmp_path / "de" / "size_factors.tsv", sep="\t")
     assert victim not in set(sf["sample"])
     # --keep-failed keeps it
-    run_de(files["counts"], files["samplesheet"], files["contrasts"], tmp_path / "de2", samples_table=tmp_path / "samples.tsv",
+    fit_contrasts(files["counts"], files["samplesheet"], files["contrasts"], tmp_path / "de2", samples_table=tmp_path / "samples.tsv",
            keep_failed=True, sensitivity=False, lfc_shrink=False)
     design2 = pd.read_csv(tmp_path / "de2" / "design.tsv", sep="\t")
     assert victim in design2.loc[0, "target_samples"].split(";")
@@ -119,7 +119,7 @@ def test_empty_group_after_qc_exclusion(small, tmp_path):
     st.to_csv(tmp_path / "samples.tsv", sep="\t", index=False)
     with pytest.raises(ConfigError, match=r"contrast 'flare_vs_no_flare': group flare=flare has 0 sample\(s\) after "
                                           r"QC exclusion \(excluded: s"):
-        run_de(files["counts"], files["samplesheet"], files["contrasts"], tmp_path / "de",
+        fit_contrasts(files["counts"], files["samplesheet"], files["contrasts"], tmp_path / "de",
                samples_table=tmp_path / "samples.tsv")
     assert not (tmp_path / "de" / "design.tsv").exists()  # nothing written before the checks
 
@@ -129,7 +129,7 @@ def test_all_zero_genes_are_filtered_not_errors(tmp_path):
     c = pd.read_csv(files["counts"], sep="\t", index_col=0)
     c.iloc[:5] = 0
     c.to_csv(files["counts"], sep="\t")
-    run_de(files["counts"], files["samplesheet"], files["contrasts"], tmp_path / "de", sensitivity=False,
+    fit_contrasts(files["counts"], files["samplesheet"], files["contrasts"], tmp_path / "de", sensitivity=False,
            lfc_shrink=False, min_count_filter="none")
     t = pd.read_csv(tmp_path / "de" / "flare_vs_no_flare.deseq2.tsv", sep="\t")
     assert not set(c.index[:5]) & set(t["gene_id"])
@@ -141,7 +141,7 @@ def test_sample_missing_from_counts_is_skipped(small, tmp_path):
     c = pd.read_csv(files["counts"], sep="\t", index_col=0)
     gone = c.columns[0]
     c.drop(columns=[gone]).to_csv(tmp_path / "counts.tsv", sep="\t")
-    run_de(tmp_path / "counts.tsv", files["samplesheet"], files["contrasts"], tmp_path / "de", sensitivity=False,
+    fit_contrasts(tmp_path / "counts.tsv", files["samplesheet"], files["contrasts"], tmp_path / "de", sensitivity=False,
            lfc_shrink=False)
     design = pd.read_csv(tmp_path / "de" / "design.tsv", sep="\t")
     assert gone in design.loc[0, "excluded_samples"].split(";")
@@ -166,7 +166,7 @@ def test_cli_de_and_errors(small, tmp_path, capsys):
 
 def test_sensitivity_table(tmp_path):
     files = write_cohort(tmp_path, n_samples=16, n_genes=400, seed=7)
-    run_de(files["counts"], files["samplesheet"], files["contrasts"], tmp_path / "de", annotation=files["annotation"],
+    fit_contrasts(files["counts"], files["samplesheet"], files["contrasts"], tmp_path / "de", annotation=files["annotation"],
            lfc_shrink=False)
     s = pd.read_csv(tmp_path / "de" / "flare_vs_no_flare.sensitivity.tsv", sep="\t")
     assert list(s.columns) == ["gene_id", "gene_name", "log2FoldChange", "padj", "log2FoldChange_adjusted",

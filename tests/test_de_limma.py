@@ -3,7 +3,7 @@
 Agreement with R limma 3.54 + statmod (Debian r-bioc-limma, r-cran-statmod; run through Rscript) on a
 simulated 40-patient x 3-visit cohort and on airway blocked by cell: consensus correlation within
 0.01, moderated t Pearson >= 0.999, Jaccard of adj.P < 0.05 sets >= 0.95. Kernels are also checked
-against dense numpy references, and run_de's dispatch, tables and design.tsv columns end to end.
+against dense numpy references, and fit_contrasts's dispatch, tables and design.tsv columns end to end.
 """
 
 from __future__ import annotations
@@ -262,10 +262,10 @@ def test_voom_limma_finds_planted_genes_fast():
     assert len(sig & planted) / len(planted) > 0.4 and len(sig - planted) / max(1, len(sig)) < 0.1
 
 
-# ---- run_de end to end -------------------------------------------------------------------------
+# ---- fit_contrasts end to end -------------------------------------------------------------------------
 
 def test_run_de_limma_voom_contrasts(tmp_path, caplog):
-    from cfrna.de import run_de
+    from cfrna.de import fit_contrasts
     from cfrna.de.deseq import RESULT_COLUMNS
     from tests.helpers.de import write_cohort
 
@@ -276,7 +276,7 @@ def test_run_de_limma_voom_contrasts(tmp_path, caplog):
                  "flare_deseq2,flare,no_flare,flare,patient_id,,\n")
     files = write_cohort(tmp_path / "in", n_samples=16, n_genes=400, seed=5, contrasts=contrasts)
     caplog.set_level("INFO", logger="cfrna")
-    res = run_de(files["counts"], files["samplesheet"], files["contrasts"], tmp_path / "de",
+    res = fit_contrasts(files["counts"], files["samplesheet"], files["contrasts"], tmp_path / "de",
                  annotation=files["annotation"], sensitivity=True)
     design = pd.read_csv(tmp_path / "de" / "design.tsv", sep="\t", keep_default_na=False).set_index("contrast")
     assert list(design["method"]) == ["limma_voom", "limma_voom", "limma_voom", "deseq2"]
@@ -297,7 +297,7 @@ def test_run_de_limma_voom_contrasts(tmp_path, caplog):
 
 def test_run_de_records_correlation_warning(tmp_path, caplog):
     """Visits of a patient nearly identical: REML at the upper bound -> named warning, logged and in design.tsv."""
-    from cfrna.de import run_de
+    from cfrna.de import fit_contrasts
     from tests.helpers.de import write_cohort
 
     contrasts = "id,variable,reference,target,formula\narm,arm,steroid_maintenance,steroid_tapering,~ arm + (1 | patient_id)\n"
@@ -310,7 +310,7 @@ def test_run_de_records_correlation_warning(tmp_path, caplog):
     counts[:] = np.column_stack([np.round(prof[p] * (1 + 1e-4 * rng.normal(size=len(counts)))) for p in patients])
     counts.to_csv(files["counts"], sep="\t")
     caplog.set_level("INFO", logger="cfrna")
-    run_de(files["counts"], files["samplesheet"], files["contrasts"], tmp_path / "de", sensitivity=False)
+    fit_contrasts(files["counts"], files["samplesheet"], files["contrasts"], tmp_path / "de", sensitivity=False)
     design = pd.read_csv(tmp_path / "de" / "design.tsv", sep="\t", keep_default_na=False).set_index("contrast")
     assert float(design.loc["arm", "correlation"]) == pytest.approx(0.99)
     assert "at a bound" in design.loc["arm", "correlation_warning"]

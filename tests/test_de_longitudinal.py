@@ -1,7 +1,7 @@
 """Truth tests of the trial's longitudinal designs on count-level simulated cohorts.
 
 The cohorts come from ``simulate_cohort(..., n_patients=, counts_only=True)`` (the files ``cfrna
-simulate --patients N --counts-only`` writes) and go through ``cfrna.de.run_de`` with a contrasts
+simulate --patients N --counts-only`` writes) and go through ``cfrna.de.fit_contrasts`` with a contrasts
 file, as a user's run would:
 
 - the within-patient flare genes are found by the patient-blocked DESeq2 design
@@ -47,14 +47,14 @@ within_mixed,flare,no_flare,flare,,~ flare + (1 | patient_id),,limma_voom
 
 
 def _run(tmp: Path, contrasts: str, **sim) -> dict:
-    from cfrna.de import run_de
+    from cfrna.de import fit_contrasts
     from cfrna.simulate import simulate_cohort
 
     paths = simulate_cohort(tmp / "cohort", counts_only=True, **{**COHORT, **sim})
     cfile = tmp / "contrasts.csv"
     cfile.write_text(contrasts)
     out = tmp / "de"
-    run_de(paths["counts"], paths["samplesheet"], cfile, out, annotation=paths["annotation"], threads=2,
+    fit_contrasts(paths["counts"], paths["samplesheet"], cfile, out, annotation=paths["annotation"], threads=2,
            lfc_shrink=False, sensitivity=False)
     truth = pd.read_csv(paths["truth"] / "contrast_truth.tsv", sep="\t")
     tables = {cid: pd.read_csv(out / f"{cid}.deseq2.tsv", sep="\t").set_index("gene_id")

@@ -9,7 +9,7 @@ import pytest
 from cfrna._resources import asset_path
 from cfrna.cli import main
 from cfrna.errors import ConfigError, InputFormatError
-from cfrna.pathways import ALIASES, map_gene_sets, read_gmt, run_pathways
+from cfrna.pathways import ALIASES, map_gene_sets, read_gmt, score_pathways
 from cfrna.pathways.gsea import GSEA_COLUMNS, ranking
 from cfrna.signatures.gmt import GeneSet, resolve_symbol
 from cfrna.signatures.scores import association, bh_adjust, median_fold_change_score, singscore, zscore_scores
@@ -19,7 +19,7 @@ from tests.conftest import require_shared
 @pytest.fixture(scope="module")
 def de_run(tmp_path_factory):
     """DE on a simulated 24-sample cohort (paired flare contrast), run once for the module."""
-    from cfrna.de import run_de
+    from cfrna.de import fit_contrasts
     from cfrna.simulate import simulate_counts
 
     d = tmp_path_factory.mktemp("pw")
@@ -32,7 +32,7 @@ def de_run(tmp_path_factory):
     truth[["gene_id", "gene_name"]].to_csv(d / "annotation.tsv", sep="\t", index=False)
     (d / "contrasts.csv").write_text("id,variable,reference,target,blocking,formula\n"
                                      "flare,flare,no_flare,flare,patient_id,\n")
-    run_de(d / "counts.tsv", d / "samplesheet.csv", d / "contrasts.csv", d / "de", annotation=d / "annotation.tsv",
+    fit_contrasts(d / "counts.tsv", d / "samplesheet.csv", d / "contrasts.csv", d / "de", annotation=d / "annotation.tsv",
            sensitivity=False)
     return d, truth
 
@@ -115,11 +115,11 @@ def test_association_direction():
     assert a.loc[0, "difference"] == pytest.approx(1.0) and a.loc[0, "pvalue"] < 0.11
 
 
-# ---- run_pathways ----------------------------------------------------------------------------
+# ---- score_pathways ----------------------------------------------------------------------------
 
 def test_run_pathways_planted_ifn_top(de_run, tmp_path):
     d, truth = de_run
-    res = run_pathways(d / "de", None, tmp_path / "pw", samplesheet=d / "samplesheet.csv", permutations=200, seed=3)
+    res = score_pathways(d / "de", None, tmp_path / "pw", samplesheet=d / "samplesheet.csv", permutations=200, seed=3)
     g = pd.read_csv(tmp_path / "pw" / "flare.gsea.tsv", sep="\t")
     assert list(g.columns) == GSEA_COLUMNS
     assert np.all(np.diff(g["fdr"].to_numpy()) >= 0)
@@ -158,7 +158,7 @@ def test_gmt_without_any_present_gene_is_an_error(de_run, tmp_path, capsys):
     mouse = tmp_path / "mouse.gmt"
     mouse.write_text("Ifn\tmouse\tIfi27l2a\tIfit1bl1\tRsad2x\n")
     with pytest.raises(InputFormatError, match=r"mouse.gmt: no gene of the 1 gene sets is present in the data"):
-        run_pathways(d / "de", None, tmp_path / "pw", gene_sets=[mouse], permutations=10)
+        score_pathways(d / "de", None, tmp_path / "pw", gene_sets=[mouse], permutations=10)
     rc = main(["pathways", "--de-dir", str(d / "de"), "--gene-sets", str(mouse), "--outdir", str(tmp_path / "pw")])
     err = capsys.readouterr().err.strip()
     assert rc == 1 and "\n" not in err and "mouse.gmt" in err
@@ -166,7 +166,7 @@ def test_gmt_without_any_present_gene_is_an_error(de_run, tmp_path, capsys):
 
 def test_missing_de_dir_tables(tmp_path):
     with pytest.raises(ConfigError, match=r"no <contrast>.deseq2.tsv files"):
-        run_pathways(tmp_path, None, tmp_path / "pw")
+        score_pathways(tmp_path, None, tmp_path / "pw")
 
 
 def test_ranking_dedups_symbols_and_rejects_bad_metric():

@@ -12,7 +12,7 @@ import pytest
 
 from cfrna.cli import main
 from cfrna.errors import ConfigError, EmptyResultError, InputFormatError
-from cfrna.qc import DEFAULTS, evaluate, gdna_estimate, load_thresholds, ng80, run_qc
+from cfrna.qc import DEFAULTS, evaluate, gdna_estimate, load_thresholds, ng80, qc_samples
 from cfrna.qc.filters import robust_z
 from cfrna.qc.metrics import (
     GeneSets,
@@ -151,7 +151,7 @@ def cohort(tmp_path):
 
 
 def _run(root: Path, sheet: Path, gtf: Path, **kw) -> pd.DataFrame:
-    return run_qc(sheet, gtf, root / "counts", root / "alignment", root / "trimmed", root / "qc",
+    return qc_samples(sheet, gtf, root / "counts", root / "alignment", root / "trimmed", root / "qc",
                   multiqc_report=kw.pop("multiqc_report", False), **kw)
 
 
@@ -212,11 +212,11 @@ def test_missing_per_sample_file_fails_sample_and_run_continues(cohort):
 def test_missing_counts_dir_is_error(cohort, tmp_path):
     root, sheet, gtf, _ = cohort
     with pytest.raises(ConfigError, match="counts folder not found"):
-        run_qc(sheet, gtf, tmp_path / "nope", root / "alignment", root / "trimmed", tmp_path / "qc")
+        qc_samples(sheet, gtf, tmp_path / "nope", root / "alignment", root / "trimmed", tmp_path / "qc")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(EmptyResultError, match="no <sample>.counts.tsv"):
-        run_qc(sheet, gtf, empty, None, None, tmp_path / "qc")
+        qc_samples(sheet, gtf, empty, None, None, tmp_path / "qc")
 
 
 def test_malformed_json_is_error(cohort):

@@ -17,7 +17,7 @@ import pytest
 
 from cfrna.errors import InputFormatError
 from cfrna.qc import complexity as cx
-from cfrna.qc import run_qc
+from cfrna.qc import qc_samples
 from cfrna.qc.metrics import DEDUP_CATEGORIES, duplication_metrics
 from cfrna.simulate.duplicates import expected_unique
 from tests.test_qc import _gene_ids, require_multiqc, write_gtf, write_sample, write_sheet
@@ -64,7 +64,7 @@ def dd_cohort(tmp_path):
 
 
 def _run(root, sheet, gtf, **kw):
-    return run_qc(sheet, gtf, root / "counts", root / "alignment", root / "trimmed", root / "qc",
+    return qc_samples(sheet, gtf, root / "counts", root / "alignment", root / "trimmed", root / "qc",
                   multiqc_report=kw.pop("multiqc_report", False), **kw)
 
 

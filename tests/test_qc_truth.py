@@ -40,9 +40,9 @@ def _process(cohort: Path, out: Path) -> Path:
 
 
 def _qc(cohort: Path, out: Path, **kw) -> pd.DataFrame:
-    from cfrna.qc import run_qc
+    from cfrna.qc import qc_samples
 
-    return run_qc(cohort / "samplesheet.csv", cohort / "genes.gtf", out / "counts", out / "alignment",
+    return qc_samples(cohort / "samplesheet.csv", cohort / "genes.gtf", out / "counts", out / "alignment",
                   out / "trimmed", out / "qc", **kw)
 
 
@@ -104,9 +104,9 @@ def test_multiqc_report_on_cohort(se_run):
 
 def test_keep_failed_on_cohort(se_run, tmp_path):
     cohort, out, _ = se_run
-    from cfrna.qc import run_qc
+    from cfrna.qc import qc_samples
 
-    summary = run_qc(cohort / "samplesheet.csv", cohort / "genes.gtf", out / "counts", out / "alignment",
+    summary = qc_samples(cohort / "samplesheet.csv", cohort / "genes.gtf", out / "counts", out / "alignment",
                      out / "trimmed", tmp_path / "qc", keep_failed=True, multiqc_report=False)
     assert (summary["status"] == "fail").sum() >= 3
     assert not summary["excluded"].any()
@@ -122,7 +122,7 @@ def test_real_reads_smoke(tmp_path):
                      f"gut,P1,0,steroid_tapering,,{fq1},{fq2},auto\n")
     from cfrna.align import align_reads
     from cfrna.count import count_reads
-    from cfrna.qc import METRICS, run_qc
+    from cfrna.qc import METRICS, qc_samples
     from cfrna.trim import trim_reads
 
     trim_reads("gut", fq1, fq2, tmp_path / "trimmed", 2)
@@ -130,7 +130,7 @@ def test_real_reads_smoke(tmp_path):
                    fa, gtf, tmp_path / "alignment", "mappy", tmp_path / "index", 2, "auto")
     count_reads(tmp_path / "alignment" / "gut.bam", gtf, tmp_path / "counts" / "gut.counts.tsv",
               strandedness=al["strandedness"]["used"], paired=True, threads=2)
-    summary = run_qc(sheet, gtf, tmp_path / "counts", tmp_path / "alignment", tmp_path / "trimmed",
+    summary = qc_samples(sheet, gtf, tmp_path / "counts", tmp_path / "alignment", tmp_path / "trimmed",
                      tmp_path / "qc", multiqc_report=False)
     qc = json.loads((tmp_path / "qc" / "gut.qc.json").read_text())
     assert set(METRICS) <= set(qc)

@@ -1,6 +1,6 @@
 """Differential expression with pydeseq2: one fit per contrast, tables with fixed columns.
 
-``run_de`` reads the counts table, the samplesheet (and the matrix stage's ``samples.tsv`` with QC
+``fit_contrasts`` reads the counts table, the samplesheet (and the matrix stage's ``samples.tsv`` with QC
 exclusions), validates every contrast before fitting anything, filters genes, and per contrast runs
 pydeseq2 (size factors, dispersions, Wald test, Cook's outliers, independent filtering, apeGLM-like
 LFC shrinkage of the tested coefficient). See ``docs/de.md`` for the differences from R DESeq2.
@@ -251,7 +251,7 @@ def _method_columns(summ: DesignSummary, limma_info: dict) -> dict:
             "quality_weights": limma_info.get("quality_weights", "")}
 
 
-def run_de(counts: str | os.PathLike, samplesheet: str | os.PathLike | SampleSheet, contrasts: str | os.PathLike,
+def fit_contrasts(counts: str | os.PathLike, samplesheet: str | os.PathLike | SampleSheet, contrasts: str | os.PathLike,
            outdir: str | os.PathLike, *, samples_table: str | os.PathLike | None = None, keep_failed: bool = False,
            threads: int = 1, min_count_filter: FilterMethod = "default", alpha: float = 0.05,
            lfc_shrink: bool = True, gtf: str | os.PathLike | None = None,
@@ -445,4 +445,4 @@ def results_for(counts: pd.DataFrame, samples: pd.DataFrame, contrast: Contrast,
     return res
 
 
-__all__: Sequence[str] = ["run_de", "deseq_fit", "filter_genes", "read_counts", "results_for", "signature_covariates"]
+__all__: Sequence[str] = ["fit_contrasts", "deseq_fit", "filter_genes", "read_counts", "results_for", "signature_covariates"]

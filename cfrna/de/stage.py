@@ -16,7 +16,7 @@ from cfrna.pipeline.stages import StageResult
 
 @dataclass(frozen=True)
 class DeSettings:
-    """Settings of the DE stage (defaults as ``cfrna de``; see :func:`cfrna.de.deseq.run_de`)."""
+    """Settings of the DE stage (defaults as ``cfrna de``; see :func:`cfrna.de.deseq.fit_contrasts`)."""
 
     keep_failed: bool = False
     threads: int = 1
@@ -45,7 +45,7 @@ def run_de(*, counts: str | os.PathLike, samplesheet: str | os.PathLike | Sample
     ``obs["size_factor"]``, ``varm["de_<id>"]``, ``uns["de"]``, ``uns["de_design"]`` and ``uns["pca"]``
     in one atomic rewrite. Summary: per contrast ``n_significant`` and group sizes.
     """
-    from cfrna.de.deseq import run_de as de_tables
+    from cfrna.de.deseq import fit_contrasts as de_tables
     from cfrna.matrix.anndata_io import (
         add_de,
         contrast_ids,

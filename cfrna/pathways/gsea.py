@@ -119,7 +119,7 @@ def de_contrast_ids(de_dir: str | os.PathLike) -> list[str]:
     return ids
 
 
-def run_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdir: str | os.PathLike, *,
+def score_pathways(de_dir: str | os.PathLike, gtf: str | os.PathLike | None, outdir: str | os.PathLike, *,
                  gene_sets: Sequence[str | os.PathLike] | None = None,
                  samplesheet: str | os.PathLike | SampleSheet | None = None,
                  samples_table: str | os.PathLike | None = None,
@@ -274,4 +274,4 @@ def _baseline_samples(columns: list[str], samplesheet, samples_table) -> list[st
     return [s for s in columns if s in keep and s in df.index and df.loc[s, "flare"] == "no_flare"]
 
 
-__all__ = ["de_contrast_ids", "ranking", "prerank", "run_pathways"]
+__all__ = ["de_contrast_ids", "ranking", "prerank", "score_pathways"]

@@ -16,7 +16,7 @@ from cfrna.pipeline.stages import StageResult
 
 @dataclass(frozen=True)
 class PathwaysSettings:
-    """Settings of the pathways stage (defaults as ``cfrna pathways``; see :func:`cfrna.pathways.gsea.run_pathways`)."""
+    """Settings of the pathways stage (defaults as ``cfrna pathways``; see :func:`cfrna.pathways.gsea.score_pathways`)."""
 
     rank_by: Literal["stat", "lfc_shrunk", "lfc"] = "stat"
     permutations: int = 1000
@@ -40,7 +40,7 @@ def run_pathways(*, de_dir: str | os.PathLike, gtf: str | os.PathLike | None = N
     atomic rewrite). Summary: gene sets tested and the top set per contrast."""
     from cfrna.io.tables import read_tsv
     from cfrna.matrix.anndata_io import add_pathways, read_gsea_tables, read_scores, update_carrier
-    from cfrna.pathways.gsea import run_pathways as pathway_tables
+    from cfrna.pathways.gsea import score_pathways as pathway_tables
 
     res = pathway_tables(de_dir, gtf, outdir, gene_sets=gene_sets or None, samplesheet=samplesheet,
                          samples_table=samples_table, rank_by=settings.rank_by, threads=settings.threads,

@@ -1,4 +1,4 @@
-"""``run_qc``: per-sample QC passports, the cohort summary, decisions and MultiQC files."""
+"""``qc_samples``: per-sample QC passports, the cohort summary, decisions and MultiQC files."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def _load_sample(sample: str, counts_dir: Path, align_dir: Path | None, trim_dir
     return data, missing
 
 
-def run_qc(
+def qc_samples(
     samplesheet: str | os.PathLike | SampleSheet,
     gtf: str | os.PathLike | Annotation,
     counts_dir: str | os.PathLike,

@@ -18,7 +18,7 @@ from cfrna.reference.gtf import Annotation
 
 @dataclass(frozen=True)
 class QcSettings:
-    """Settings of the QC stage (defaults as ``cfrna qc``; see :func:`cfrna.qc.run.run_qc`).
+    """Settings of the QC stage (defaults as ``cfrna qc``; see :func:`cfrna.qc.run.qc_samples`).
 
     ``thresholds`` is a JSON/YAML file overriding :data:`cfrna.qc.filters.DEFAULTS`.
     """
@@ -35,7 +35,7 @@ def run_qc(*, samplesheet: str | os.PathLike | SampleSheet, gtf: str | os.PathLi
            trim_dir: str | os.PathLike | None = None, outdir: str | os.PathLike,
            settings: QcSettings = QcSettings()) -> StageResult:
     """QC of every sample of the sheet; summary: sample numbers per status and the excluded samples."""
-    from cfrna.qc.run import run_qc as qc_tables
+    from cfrna.qc.run import qc_samples as qc_tables
 
     summary = qc_tables(samplesheet, gtf, counts_dir, align_dir, trim_dir, outdir, thresholds=settings.thresholds,
                         keep_failed=settings.keep_failed, mad_k=settings.mad_k,

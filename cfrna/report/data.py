@@ -289,13 +289,13 @@ def gsea_permutations(params: dict[str, Any] | None) -> int:
     """GSEA permutations of the run (its parameter, else the default of ``cfrna pathways``)."""
     import inspect
 
-    from cfrna.pathways.gsea import run_pathways
+    from cfrna.pathways.gsea import score_pathways
 
     p = (params or {}).get("params", params or {})
     for key in ("gsea_permutations", "permutations"):
         if isinstance(p, dict) and isinstance(p.get(key), int) and p[key] > 0:
             return int(p[key])
-    return int(inspect.signature(run_pathways).parameters["permutations"].default)
+    return int(inspect.signature(score_pathways).parameters["permutations"].default)
 
 
 # --------------------------------------------------------------------------------------------- main
