@@ -22,22 +22,19 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from fnmatch import fnmatch
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 import cfrna
+from tests.conftest import ROOT
+from tests.helpers.nextflow import VENV_BIN, nextflow_bin, task_env
+from tests.helpers.tables import assert_tables_equal
 
-ROOT = Path(__file__).resolve().parents[1]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-VENV_BIN = Path(sys.executable).parent
 MODULES_DIR = ROOT / "workflow" / "modules" / "local"
 HARNESS = ROOT / "tests" / "nf"
 SNAPSHOTS = ROOT / "tests" / "snapshots" / "nf_modules"
@@ -60,28 +57,6 @@ OPAQUE = ("qc/multiqc", "mappy_index")
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def nextflow_bin() -> str:
-    local = ROOT / "tools" / "nextflow" / "bin" / "nextflow"
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    found = shutil.which("nextflow")
-    if found:
-        return found
-    msg = "Nextflow is not installed (run scripts/install_nextflow.sh)"
-    if IN_CI:
-        pytest.fail(f"CI=true: {msg}")
-    pytest.skip(msg)
-
-
-def task_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "")])
-    env.setdefault("NXF_OFFLINE", "true")
-    env["NXF_ANSI_LOG"] = "false"
-    env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
-    return env
 
 
 def run_harness(cwd: Path, script: Path, inputs: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -167,20 +142,6 @@ def snapshot_check(module: str, kind: str, value: object) -> None:
                                  f"got:  {json.dumps(value, sort_keys=True)}\nwant: {json.dumps(snap[kind], sort_keys=True)}")
 
 
-def assert_tables_equal(a: Path, b: Path, *, rtol: float = 1e-6) -> None:
-    if a.read_bytes() == b.read_bytes():
-        return
-    da, db = pd.read_csv(a, sep="\t"), pd.read_csv(b, sep="\t")
-    assert list(da.columns) == list(db.columns), f"{a.name}: columns differ"
-    assert da.shape == db.shape, f"{a.name}: shape {da.shape} vs {db.shape}"
-    for col in da.columns:
-        if pd.api.types.is_numeric_dtype(da[col]) and pd.api.types.is_numeric_dtype(db[col]):
-            np.testing.assert_allclose(da[col].to_numpy(float), db[col].to_numpy(float), rtol=rtol, atol=1e-9,
-                                       equal_nan=True, err_msg=f"{a.name}:{col}")
-        else:
-            assert da[col].astype(str).tolist() == db[col].astype(str).tolist(), f"{a.name}:{col} differs"
-
-
 def json_equal(a: Path, b: Path, *, drop: tuple[str, ...] = ()) -> None:
     da, db = json.loads(a.read_text()), json.loads(b.read_text())
     for k in drop:
@@ -229,7 +190,7 @@ def _parity_trim(out: Path, ref: Path, ctx: dict) -> None:
 
 
 def _parity_align(out: Path, ref: Path, ctx: dict) -> None:
-    pysam = pytest.importorskip("pysam")
+    import pysam
     for sid in ctx["samples"]:
         json_equal(out / f"{sid}.align.json", ref / "alignment" / f"{sid}.align.json", drop=("index",))
         reads = [[str(r) for r in pysam.AlignmentFile(str(p), "rb")] for p in
