@@ -71,6 +71,34 @@ def _yaml_scalar(v: Any) -> str:
     return f"'{s}'"
 
 
+def _column_header(c: str, indent: str, *, title_prefix: str = "", namespace: bool = False) -> list[str]:
+    """The MultiQC header lines of one QC column (title, description, format, scale, min, max)."""
+    title, desc, fmt, scale, lo, hi = TABLE_COLUMNS[c]
+    lines = [f"{indent}title: {_yaml_scalar(title_prefix + title)}"]
+    if namespace:
+        lines.append(f"{indent}namespace: 'cfRNA'")
+    lines.append(f"{indent}description: {_yaml_scalar(desc)}")
+    if fmt != "{}":
+        lines.append(f"{indent}format: {_yaml_scalar(fmt)}")
+    lines.append(f"{indent}scale: {_yaml_scalar(scale)}" if scale else f"{indent}scale: false")
+    if lo is not None:
+        lines.append(f"{indent}min: {lo}")
+    if hi is not None:
+        lines.append(f"{indent}max: {hi}")
+    return lines
+
+
+def _write_custom_table(lines: list[str], summary: pd.DataFrame, cols: list[str], path: str | os.PathLike) -> Path:
+    """Header lines, then one tab-separated row per sample (missing values empty)."""
+    lines = [*lines, "\t".join(["Sample", *cols])]
+    for sample, row in summary.iterrows():
+        vals = ["" if row[c] is None or (isinstance(row[c], float) and pd.isna(row[c])) else str(row[c])
+                for c in cols]
+        lines.append("\t".join([str(sample), *vals]))
+    write_text(path, "\n".join(lines) + "\n")
+    return Path(path)
+
+
 def write_qc_table(summary: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write the cfRNA QC table as MultiQC custom content (table plot with column formats)."""
     cols = [c for c in TABLE_COLUMNS if c in summary.columns]
@@ -89,29 +117,8 @@ def write_qc_table(summary: pd.DataFrame, path: str | os.PathLike) -> Path:
         "# headers:",
     ]
     for c in cols:
-        title, desc, fmt, scale, lo, hi = TABLE_COLUMNS[c]
-        lines.append(f"#     {c}:")
-        lines.append(f"#         title: {_yaml_scalar(title)}")
-        lines.append(f"#         description: {_yaml_scalar(desc)}")
-        if fmt != "{}":
-            lines.append(f"#         format: {_yaml_scalar(fmt)}")
-        if scale:
-            lines.append(f"#         scale: {_yaml_scalar(scale)}")
-        else:
-            lines.append("#         scale: false")
-        if lo is not None:
-            lines.append(f"#         min: {lo}")
-        if hi is not None:
-            lines.append(f"#         max: {hi}")
-    lines.append("\t".join(["Sample", *cols]))
-    for sample, row in summary.iterrows():
-        vals = []
-        for c in cols:
-            v = row[c]
-            vals.append("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
-        lines.append("\t".join([str(sample), *vals]))
-    write_text(path, "\n".join(lines) + "\n")
-    return Path(path)
+        lines += [f"#     {c}:", *_column_header(c, "#         ")]
+    return _write_custom_table(lines, summary, cols, path)
 
 
 #: columns of the MultiQC General Statistics table (a subset of TABLE_COLUMNS)
@@ -128,23 +135,8 @@ def write_general_stats(summary: pd.DataFrame, path: str | os.PathLike) -> Path:
         "# pconfig:",
     ]
     for c in cols:
-        title, desc, fmt, scale, lo, hi = TABLE_COLUMNS[c]
-        lines += [f"#     - {c}:", f"#         title: {_yaml_scalar('cfRNA ' + title)}",
-                  "#         namespace: 'cfRNA'", f"#         description: {_yaml_scalar(desc)}"]
-        if fmt != "{}":
-            lines.append(f"#         format: {_yaml_scalar(fmt)}")
-        lines.append(f"#         scale: {_yaml_scalar(scale)}" if scale else "#         scale: false")
-        if lo is not None:
-            lines.append(f"#         min: {lo}")
-        if hi is not None:
-            lines.append(f"#         max: {hi}")
-    lines.append("\t".join(["Sample", *cols]))
-    for sample, row in summary.iterrows():
-        vals = ["" if row[c] is None or (isinstance(row[c], float) and pd.isna(row[c])) else str(row[c])
-                for c in cols]
-        lines.append("\t".join([str(sample), *vals]))
-    write_text(path, "\n".join(lines) + "\n")
-    return Path(path)
+        lines += [f"#     - {c}:", *_column_header(c, "#         ", title_prefix="cfRNA ", namespace=True)]
+    return _write_custom_table(lines, summary, cols, path)
 
 
 def write_complexity(curves: dict[str, list[dict[str, Any]] | None], path: str | os.PathLike) -> Path:
