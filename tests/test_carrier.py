@@ -15,7 +15,7 @@ import pytest
 from cfrna.cli import main
 from cfrna.errors import ConfigError, InputFormatError
 from cfrna.io.tables import read_expression
-from cfrna.matrix.anndata_io import build_anndata, drop_results, read_carrier
+from cfrna.matrix.anndata_io import build_anndata, drop_results, read_carrier, write_carrier
 from tests.helpers.report import require_vendor
 
 CONTRAST = "flare_vs_no_flare"
@@ -189,3 +189,56 @@ def _de_settings(**kw):
     from cfrna.de.stage import DeSettings
 
     return DeSettings(**kw)
+
+
+def test_de_and_pathways_write_to_h5ad_out(chain, tmp_path: Path) -> None:
+    """--h5ad-out (a Nextflow task cannot rewrite a staged input): the input carrier is left as it was."""
+
+    res = chain["res"]
+    src = tmp_path / "in" / "cfrna.h5ad"
+    src.parent.mkdir()
+    write_carrier(chain["after_matrix"], src)
+    before = src.read_bytes()
+    out = tmp_path / "cfrna.h5ad"
+    assert main(["de", "--counts", str(res / "matrix" / "gene_counts.tsv"), "--samplesheet", str(chain["sheet"]),
+                 "--contrasts", str(chain["contrasts"]), "--samples", str(res / "matrix" / "samples.tsv"),
+                 "--gtf", str(chain["gtf"]), "--no-sensitivity", "--outdir", str(tmp_path / "de"),
+                 "--h5ad", str(src), "--h5ad-out", str(out)]) == 0
+    assert src.read_bytes() == before
+    assert "de" not in read_carrier(src).uns
+    a = read_carrier(out)
+    assert list(a.uns["de"]) == [CONTRAST] and f"de_{CONTRAST}" in a.varm and "vst" in a.layers
+    np.testing.assert_allclose(a.layers["vst"], chain["after_de"].layers["vst"])
+    de_out = out.read_bytes()
+    out2 = tmp_path / "pw" / "cfrna.h5ad"
+    assert main(["pathways", "--de-dir", str(tmp_path / "de"), "--gtf", str(chain["gtf"]),
+                 "--samplesheet", str(chain["sheet"]), "--samples", str(res / "matrix" / "samples.tsv"),
+                 "--permutations", "50", "--outdir", str(tmp_path / "pathways"),
+                 "--h5ad", str(out), "--h5ad-out", str(out2)]) == 0
+    assert out.read_bytes() == de_out
+    b = read_carrier(out2)
+    assert CONTRAST in b.uns["gsea"] and "signature_scores" in b.obsm and list(b.uns["de"]) == [CONTRAST]
+
+
+def test_h5ad_out_bad_paths(chain, tmp_path: Path, capsys) -> None:
+    from cfrna.de.stage import run_de
+    from cfrna.pathways.stage import run_pathways
+
+    res = chain["res"]
+    de_args = ["de", "--counts", str(res / "matrix" / "gene_counts.tsv"), "--samplesheet", str(chain["sheet"]),
+               "--contrasts", str(chain["contrasts"]), "--outdir", str(tmp_path / "de")]
+    # a folder as --h5ad-out: refused before any fit, naming it
+    (tmp_path / "adir").mkdir()
+    assert main([*de_args, "--h5ad", str(chain["h5ad"]), "--h5ad-out", str(tmp_path / "adir")]) == 2
+    err = capsys.readouterr().err
+    assert "adir" in err and "--h5ad-out is a folder" in err
+    assert not (tmp_path / "de").exists()
+    # --h5ad-out without --h5ad
+    with pytest.raises(ConfigError, match="--h5ad-out needs --h5ad"):
+        run_pathways(de_dir=res / "de", gtf=chain["gtf"], h5ad_out=tmp_path / "x.h5ad", outdir=tmp_path / "pw")
+    # a missing input carrier: one line naming it; nothing written to --h5ad-out
+    with pytest.raises(ConfigError, match=r"none\.h5ad.*AnnData is missing"):
+        run_de(counts=res / "matrix" / "gene_counts.tsv", samplesheet=chain["sheet"], contrasts=chain["contrasts"],
+               h5ad=tmp_path / "none.h5ad", h5ad_out=tmp_path / "o.h5ad", outdir=tmp_path / "de2",
+               settings=_de_settings(sensitivity=False))
+    assert not (tmp_path / "o.h5ad").exists()

@@ -15,7 +15,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", dest="samples_table", help="O/matrix/samples.tsv: QC-excluded samples are dropped")
     p.add_argument("--gtf", help="GTF for gene names")
     p.add_argument("--annotation", help="O/matrix/gene_annotation.tsv for gene names (when no --gtf)")
-    p.add_argument("--h5ad", help="O/matrix/cfrna.h5ad: add the DE layers and tables to it (rewritten in place)")
+    p.add_argument("--h5ad", help="O/matrix/cfrna.h5ad: add the DE layers and tables to it (rewritten in place unless --h5ad-out)")
+    p.add_argument("--h5ad-out", help="write the AnnData with the DE results here instead (--h5ad is left unchanged)")
     p.add_argument("--threads", type=int, default=1,
                    help="threads for the DESeq2 fits and the limma per-gene REML/GLS (default: 1)")
     p.add_argument("--keep-failed", action="store_true", help="keep samples that failed QC")
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(DeSettings, args)
     res = run_de(counts=args.counts, samplesheet=args.samplesheet, contrasts=args.contrasts,
                  samples_table=args.samples_table, gtf=args.gtf, annotation=args.annotation, h5ad=args.h5ad,
-                 outdir=args.outdir, settings=settings)
+                 h5ad_out=args.h5ad_out, outdir=args.outdir, settings=settings)
     for cid, info in res.summary["contrasts"].items():
         groups = ", ".join(f"{k} n={v}" for k, v in info["groups"].items())
         print(f"{cid}\t{groups}\t{info['n_significant']} genes padj<{settings.alpha}\t{res.outputs[f'deseq2_table:{cid}']}")

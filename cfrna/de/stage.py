@@ -38,16 +38,18 @@ class DeSettings:
 def run_de(*, counts: str | os.PathLike, samplesheet: str | os.PathLike | SampleSheet, contrasts: str | os.PathLike,
            samples_table: str | os.PathLike | None = None, gtf: str | os.PathLike | None = None,
            annotation: str | os.PathLike | None = None, h5ad: str | os.PathLike | None = None,
-           outdir: str | os.PathLike, settings: DeSettings = DeSettings()) -> StageResult:
+           h5ad_out: str | os.PathLike | None = None, outdir: str | os.PathLike,
+           settings: DeSettings = DeSettings()) -> StageResult:
     """Differential expression for every contrast; writes ``de/`` and adds to the run's AnnData.
 
     ``h5ad`` (the matrix stage's ``cfrna.h5ad``) gets ``layers["normalized"]``/``["vst"]``,
     ``obs["size_factor"]``, ``varm["de_<id>"]``, ``uns["de"]``, ``uns["de_design"]`` and ``uns["pca"]``
-    in one atomic rewrite. Summary: per contrast ``n_significant`` and group sizes.
+    in one atomic rewrite (to ``h5ad_out`` when given: ``h5ad`` is then left unchanged). Summary: per contrast ``n_significant`` and group sizes.
     """
     from cfrna.de.deseq import fit_contrasts as de_tables
     from cfrna.matrix.anndata_io import (
         add_de,
+        check_h5ad_out,
         contrast_ids,
         read_de_tables,
         read_design,
@@ -55,6 +57,7 @@ def run_de(*, counts: str | os.PathLike, samplesheet: str | os.PathLike | Sample
         update_carrier,
     )
 
+    check_h5ad_out(h5ad, h5ad_out)
     sheet = as_samplesheet(samplesheet)
     check_matrix_samples(counts, sheet.ids)
     res = de_tables(counts, sheet, contrasts, outdir, samples_table=samples_table, keep_failed=settings.keep_failed,
@@ -75,7 +78,7 @@ def run_de(*, counts: str | os.PathLike, samplesheet: str | os.PathLike | Sample
             a, tables=read_de_tables(lay.de_dir, ids), design=design,
             normalized=read_expression(lay.normalized_counts, what="normalized counts"),
             vst=read_expression(lay.vst, what="vst matrix"), size_factors=read_size_factors(lay.size_factors),
-            pca_genes=settings.pca_genes))
+            pca_genes=settings.pca_genes), out=h5ad_out)
     summary = {"contrasts": {cid: {"n_significant": info["n_significant"], "groups": info["groups"]}
                              for cid, info in res["contrasts"].items()}}
     warnings = [f"contrast {r['contrast']}: sensitivity table not written: {r['sensitivity']}"

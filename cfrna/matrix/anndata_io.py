@@ -242,6 +242,19 @@ def write_carrier(adata, path: str | os.PathLike) -> Path:
     return path
 
 
+def check_h5ad_out(h5ad: str | os.PathLike | None, h5ad_out: str | os.PathLike | None) -> None:
+    """Check a stage's ``--h5ad``/``--h5ad-out`` pair before any work: an output needs an input carrier, and
+    the output must be a file name (not a folder)."""
+    if h5ad_out is None:
+        return
+    if h5ad is None:
+        raise ConfigError("--h5ad-out needs --h5ad (the AnnData the results are added to)",
+                          hint="give --h5ad O/matrix/cfrna.h5ad")
+    if Path(h5ad_out).is_dir():
+        raise ConfigError("--h5ad-out is a folder, not a file name", where=str(h5ad_out),
+                          hint="give the file to write, e.g. cfrna.h5ad")
+
+
 def update_carrier(path: str | os.PathLike, change: Callable[[Any], None], *, out: str | os.PathLike | None = None) -> Path:
     """Read the carrier at ``path``, apply ``change(adata)``, write it back atomically (to ``out`` if given)."""
     adata = read_carrier(path)

@@ -34,14 +34,21 @@ def run_pathways(*, de_dir: str | os.PathLike, gtf: str | os.PathLike | None = N
                  gene_sets: Sequence[str | os.PathLike] | None = None,
                  samplesheet: str | os.PathLike | SampleSheet | None = None,
                  samples_table: str | os.PathLike | None = None, h5ad: str | os.PathLike | None = None,
-                 outdir: str | os.PathLike, settings: PathwaysSettings = PathwaysSettings()) -> StageResult:
+                 h5ad_out: str | os.PathLike | None = None, outdir: str | os.PathLike, settings: PathwaysSettings = PathwaysSettings()) -> StageResult:
     """GSEA per contrast of ``de_dir/design.tsv`` and signature scores; writes ``pathways/`` and adds
     ``uns["gsea"]``, ``obsm["signature_scores"]`` and ``uns["signature_association"]`` to ``h5ad`` (one
-    atomic rewrite). Summary: gene sets tested and the top set per contrast."""
+    atomic rewrite; to ``h5ad_out`` when given, leaving ``h5ad`` unchanged). Summary: gene sets tested and the top set per contrast."""
     from cfrna.io.tables import read_tsv
-    from cfrna.matrix.anndata_io import add_pathways, read_gsea_tables, read_scores, update_carrier
+    from cfrna.matrix.anndata_io import (
+        add_pathways,
+        check_h5ad_out,
+        read_gsea_tables,
+        read_scores,
+        update_carrier,
+    )
     from cfrna.pathways.gsea import score_pathways as pathway_tables
 
+    check_h5ad_out(h5ad, h5ad_out)
     res = pathway_tables(de_dir, gtf, outdir, gene_sets=gene_sets or None, samplesheet=samplesheet,
                          samples_table=samples_table, rank_by=settings.rank_by, threads=settings.threads,
                          permutations=settings.permutations, seed=settings.seed, min_size=settings.min_size,
@@ -55,7 +62,7 @@ def run_pathways(*, de_dir: str | os.PathLike, gtf: str | os.PathLike | None = N
         ids = list(res["contrasts"])
         outputs["h5ad"] = update_carrier(h5ad, lambda a: add_pathways(
             a, gsea=read_gsea_tables(lay.pathways_dir, ids), scores=read_scores(lay.signature_scores),
-            association=read_tsv(lay.signature_association, what="signature association")))
+            association=read_tsv(lay.signature_association, what="signature association")), out=h5ad_out)
     summary = {"contrasts": {cid: {"sets_tested": len(t), "top": t["gene_set"].head(1).tolist()}
                              for cid, t in res["gsea"].items()},
                "signatures": [str(c) for c in res["scores"].columns]}
