@@ -190,6 +190,23 @@ def _frac(num: float | None, den: float | None) -> float | None:
     return float(num) / float(den)
 
 
+def read_classes(tallies: dict[str, Any], *, suffix: str = "") -> tuple[float, float, dict[str, float | None]]:
+    """Exonic, intronic and intergenic fractions and the intron/exon ratio of a counting pass's tallies.
+
+    Returns the exonic and intronic totals (sense + antisense) and the four metrics, named with ``suffix``
+    (``"_dedup"`` for the deduplicated fragments)."""
+    ex = float(tallies["exonic_sense"]) + float(tallies["exonic_antisense"])
+    it = float(tallies["intronic_sense"]) + float(tallies["intronic_antisense"])
+    ig = float(tallies["intergenic"])
+    tot = ex + it + ig
+    return ex, it, {
+        f"exonic_fraction{suffix}": _frac(ex, tot),
+        f"intronic_fraction{suffix}": _frac(it, tot),
+        f"intergenic_fraction{suffix}": _frac(ig, tot),
+        f"intron_exon_ratio{suffix}": it / (ex + 1e-4),
+    }
+
+
 def ng80(counts: np.ndarray, *, fraction: float = 0.8) -> int:
     """Smallest number of top genes holding ``fraction`` of all counts (Tuñí 2025 ``ng80.R``); 0 when empty."""
     c = np.sort(np.asarray(counts, dtype=float))[::-1]
@@ -299,14 +316,8 @@ def sample_metrics(
     if stats:
         st_used = stats.get("strandedness") or st_used
         pm = stats.get("primary_mapped")
-        ex = float(stats["exonic_sense"]) + float(stats["exonic_antisense"])
-        it = float(stats["intronic_sense"]) + float(stats["intronic_antisense"])
-        ig = float(stats["intergenic"])
-        tot = ex + it + ig
-        m["exonic_fraction"] = _frac(ex, tot)
-        m["intronic_fraction"] = _frac(it, tot)
-        m["intergenic_fraction"] = _frac(ig, tot)
-        m["intron_exon_ratio"] = it / (ex + 1e-4)
+        ex, it, classes = read_classes(stats)
+        m.update(classes)
         if st_used in ("forward", "reverse"):
             m["antisense_fraction"] = _frac(float(stats["exonic_antisense"]) + float(stats["intronic_antisense"]),
                                             ex + it)
@@ -413,14 +424,8 @@ def duplication_metrics(stats: dict[str, Any], *, where: str = "stats.json") -> 
         out["saturation"] = cm["saturation"]
         cats = dd.get("categories") or {}
         if all(k in cats for k in DEDUP_CATEGORIES[:5]):
-            ex = float(cats["exonic_sense"]) + float(cats["exonic_antisense"])
-            it = float(cats["intronic_sense"]) + float(cats["intronic_antisense"])
-            ig = float(cats["intergenic"])
-            tot = ex + it + ig
-            out["exonic_fraction_dedup"] = _frac(ex, tot)
-            out["intronic_fraction_dedup"] = _frac(it, tot)
-            out["intergenic_fraction_dedup"] = _frac(ig, tot)
-            out["intron_exon_ratio_dedup"] = it / (ex + 1e-4)
+            ex, _, classes = read_classes(cats, suffix="_dedup")
+            out.update(classes)
             out["spliced_exonic_fraction_dedup"] = _frac(cats.get("spliced"), ex)
             out["mito_fraction_dedup"] = _frac(cats.get("mito"), dd["fragments"] - dd["duplicates"])
         summ = dd.get("summary") or {}
