@@ -242,3 +242,21 @@ def test_h5ad_out_bad_paths(chain, tmp_path: Path, capsys) -> None:
                h5ad=tmp_path / "none.h5ad", h5ad_out=tmp_path / "o.h5ad", outdir=tmp_path / "de2",
                settings=_de_settings(sensitivity=False))
     assert not (tmp_path / "o.h5ad").exists()
+
+
+def test_report_h5ad_out_leaves_the_input(chain, tmp_path: Path, capsys) -> None:
+    require_vendor()
+    res = chain["res"]
+    src = tmp_path / "in" / "cfrna.h5ad"
+    src.parent.mkdir()
+    shutil.copy(chain["h5ad"], src)
+    before = src.read_bytes()
+    out = tmp_path / "cfrna.h5ad"
+    assert main(["report", "--h5ad", str(src), "--h5ad-out", str(out), "--qc-summary", str(res / "qc" / "qc_summary.tsv"),
+                 "--params", str(res / "pipeline_info" / "params.json"), "--outdir", str(tmp_path / "report")]) == 0
+    assert src.read_bytes() == before
+    a = read_carrier(out)
+    assert a.uns["provenance"]["params"]["params"]["title"] == "Carrier cohort" and CONTRAST in a.uns["gsea"]
+    capsys.readouterr()
+    assert main(["report", "--results", str(res), "--h5ad-out", str(out)]) == 2
+    assert "either --results or --h5ad" in capsys.readouterr().err

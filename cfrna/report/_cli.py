@@ -14,6 +14,8 @@ from pathlib import Path
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", type=Path, metavar="O", help="a run's output folder (--outdir of cfrna run)")
     parser.add_argument("--h5ad", type=Path, help="the run's cfrna.h5ad (with --qc-summary and --outdir)")
+    parser.add_argument("--h5ad-out", type=Path,
+                        help="write the AnnData with the provenance here instead (--h5ad is left unchanged)")
     parser.add_argument("--qc-summary", type=Path, help="qc_summary.tsv of the run (with --h5ad)")
     parser.add_argument("--params", dest="params_json", type=Path, help="pipeline_info/params.json (optional)")
     parser.add_argument("--software-versions", type=Path, help="pipeline_info/software_versions.yml (optional)")
@@ -30,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from cfrna.errors import ConfigError
 
     if args.results is not None:
-        if args.h5ad is not None:
-            raise ConfigError("give either --results or --h5ad, not both")
+        if args.h5ad is not None or args.h5ad_out is not None:
+            raise ConfigError("give either --results or --h5ad [--h5ad-out], not both")
         from cfrna.report import report_folder
 
         print(report_folder(args.results, title=args.title, anndata=args.anndata))
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from cfrna.pipeline.stages import settings_from
     from cfrna.report.stage import ReportSettings, run_report
 
-    res = run_report(h5ad=args.h5ad, qc_summary=args.qc_summary, params_json=args.params_json,
+    res = run_report(h5ad=args.h5ad, h5ad_out=args.h5ad_out, qc_summary=args.qc_summary, params_json=args.params_json,
                      software_versions=args.software_versions, input_checksums=args.input_checksums,
                      outdir=args.outdir, settings=settings_from(ReportSettings, args))
     print(res.outputs["report_html"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cfrna.io.atomic import write_text
 from cfrna.io.tables import read_tsv, read_yaml
-from cfrna.matrix.anndata_io import add_provenance, read_carrier, write_carrier
+from cfrna.matrix.anndata_io import add_provenance, check_h5ad_out, read_carrier, write_carrier
 from cfrna.pipeline.layout import OutputLayout
 from cfrna.pipeline.stages import StageResult
 from cfrna.report.data import _read_text, collect_carrier, read_params, read_qc
@@ -54,8 +54,12 @@ def write_html(payload: dict, out: str | os.PathLike) -> Path:
 
 def run_report(*, h5ad: str | os.PathLike, qc_summary: str | os.PathLike, params_json: str | os.PathLike | None = None,
                software_versions: str | os.PathLike | None = None, input_checksums: str | os.PathLike | None = None,
-               outdir: str | os.PathLike, settings: ReportSettings = ReportSettings()) -> StageResult:
+               outdir: str | os.PathLike, settings: ReportSettings = ReportSettings(),
+               h5ad_out: str | os.PathLike | None = None) -> StageResult:
     """Write ``<outdir>/index.html`` (``outdir`` = ``O/report``) from the declared inputs only.
+
+    The provenance is recorded in ``h5ad`` (rewritten atomically), or in a new file ``h5ad_out`` that
+    leaves ``h5ad`` unchanged (a Nextflow task cannot rewrite a staged input).
 
     Raises
     ------
@@ -64,6 +68,7 @@ def run_report(*, h5ad: str | os.PathLike, qc_summary: str | os.PathLike, params
     cfrna.errors.ToolMissingError
         The vendored browser libraries are missing (run ``scripts/vendor_js.sh``).
     """
+    check_h5ad_out(h5ad, h5ad_out)
     adata = read_carrier(h5ad)
     qc = read_qc(qc_summary)
     params = read_params(params_json)
@@ -78,7 +83,7 @@ def run_report(*, h5ad: str | os.PathLike, qc_summary: str | os.PathLike, params
         add_provenance(adata, params=params, input_checksums=checksums,
                        software_versions=(read_yaml(software_versions, what="software versions", all_strings=True)
                                           if versions_text is not None else None))
-        outputs["h5ad"] = write_carrier(adata, h5ad)
+        outputs["h5ad"] = write_carrier(adata, h5ad_out if h5ad_out is not None else h5ad)
     return StageResult("report", outputs=outputs,
                        summary={"contrasts": [c["id"] for c in payload["contrasts"]], "n_samples": payload["meta"]["n_samples"],
                                 "title": payload["meta"]["title"]},
