@@ -337,6 +337,18 @@ def _mark(ds, m, mtie, marks, want_marks):
 
 
 @njit
+def _settle(kept, m, ds, mtie, marks, want_marks, opt, gstrand, mito_tid, counts, acc, per_gene, votes, mrow,
+            m_int, m_hits, m_h3p, m_span):
+    """One decided fragment: counted (kept) or tallied and marked as a duplicate."""
+    ds[S_FRAGS] += 1
+    if kept:
+        _keep(m, opt, gstrand, mito_tid, counts, acc, per_gene, votes, mrow, m_int, m_hits, m_h3p, m_span)
+    else:
+        ds[S_DUPS] += 1
+        _mark(ds, m, mtie, marks, want_marks)
+
+
+@njit
 def _hamming1(a, b, ulen):
     x = a ^ b
     d = 0
@@ -438,12 +450,8 @@ def _umi_bundle(ms, lo, hi, method, ulen, ds, opt, gstrand, mito_tid, counts, ac
             if keep_m[a] == m:
                 kept = True
                 break
-        ds[S_FRAGS] += 1
-        if kept:
-            _keep(m, opt, gstrand, mito_tid, counts, acc, per_gene, votes, mrow, m_int, m_hits, m_h3p, m_span)
-        else:
-            ds[S_DUPS] += 1
-            _mark(ds, m, mtie, marks, want_marks)
+        _settle(kept, m, ds, mtie, marks, want_marks, opt, gstrand, mito_tid, counts, acc, per_gene, votes, mrow,
+                m_int, m_hits, m_h3p, m_span)
 
 
 @njit
@@ -531,13 +539,8 @@ def sweep(everything, method, ds, opt, gstrand, mito_tid, counts, acc, per_gene,
             hist[b - a] += 1
             for c in range(a, b):
                 m = ms[c]
-                ds[S_FRAGS] += 1
-                if m == best:
-                    _keep(m, opt, gstrand, mito_tid, counts, acc, per_gene, votes, mrow, m_int, m_hits, m_h3p,
-                          m_span)
-                else:
-                    ds[S_DUPS] += 1
-                    _mark(ds, m, mtie, marks, want_marks)
+                _settle(m == best, m, ds, mtie, marks, want_marks, opt, gstrand, mito_tid, counts, acc, per_gene,
+                        votes, mrow, m_int, m_hits, m_h3p, m_span)
         else:
             # fragments (single reads, mate unmapped) at one 5' end: all duplicates when a paired
             # read ends there, else all but the best
@@ -560,13 +563,8 @@ def sweep(everything, method, ds, opt, gstrand, mito_tid, counts, acc, per_gene,
                 m = ms[c]
                 if mkey[m, 0] == K_MARK:
                     continue
-                ds[S_FRAGS] += 1
-                if m == best:
-                    _keep(m, opt, gstrand, mito_tid, counts, acc, per_gene, votes, mrow, m_int, m_hits, m_h3p,
-                          m_span)
-                else:
-                    ds[S_DUPS] += 1
-                    _mark(ds, m, mtie, marks, want_marks)
+                _settle(m == best, m, ds, mtie, marks, want_marks, opt, gstrand, mito_tid, counts, acc, per_gene,
+                        votes, mrow, m_int, m_hits, m_h3p, m_span)
         a = b
     # free the rows of the decided members, compact the pool (arrival order kept)
     done = np.zeros(nmem, np.bool_)
