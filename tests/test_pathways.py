@@ -14,27 +14,20 @@ from cfrna.pathways.gsea import GSEA_COLUMNS, ranking
 from cfrna.signatures.gmt import GeneSet, resolve_symbol
 from cfrna.signatures.scores import association, bh_adjust, median_fold_change_score, singscore, zscore_scores
 from tests.conftest import require_shared
+from tests.helpers.de import write_cohort
 
 
 @pytest.fixture(scope="module")
 def de_run(tmp_path_factory):
     """DE on a simulated 24-sample cohort (paired flare contrast), run once for the module."""
     from cfrna.de import fit_contrasts
-    from cfrna.simulate import simulate_counts
 
     d = tmp_path_factory.mktemp("pw")
-    counts, samples, truth = simulate_counts(n_samples=24, n_genes=1000, seed=11)
-    sheet = samples.drop(columns=["planted_bad"]).copy()
-    sheet.insert(5, "fastq_1", [f"{s}.fq.gz" for s in sheet.index])
-    sheet.insert(6, "fastq_2", "")
-    sheet.reset_index().to_csv(d / "samplesheet.csv", index=False)
-    counts.to_csv(d / "counts.tsv", sep="\t")
-    truth[["gene_id", "gene_name"]].to_csv(d / "annotation.tsv", sep="\t", index=False)
-    (d / "contrasts.csv").write_text("id,variable,reference,target,blocking,formula\n"
-                                     "flare,flare,no_flare,flare,patient_id,\n")
-    fit_contrasts(d / "counts.tsv", d / "samplesheet.csv", d / "contrasts.csv", d / "de", annotation=d / "annotation.tsv",
-           sensitivity=False)
-    return d, truth
+    files = write_cohort(d, n_samples=24, n_genes=1000, seed=11,
+                         contrasts="id,variable,reference,target,blocking,formula\nflare,flare,no_flare,flare,patient_id,\n")
+    fit_contrasts(files["counts"], files["samplesheet"], files["contrasts"], d / "de", annotation=files["annotation"],
+                  sensitivity=False)
+    return d, pd.read_csv(files["truth"], sep="\t")
 
 
 # ---- GMT and aliases -------------------------------------------------------------------------
