@@ -172,7 +172,8 @@ STAGES: tuple[Stage, ...] = (
 
 #: keyword parameters of a stage function that name an output file instead of the layout's (CLI options
 #: such as ``cfrna count --out``); neither inputs nor ``outdir``/``settings``
-OUTPUT_OVERRIDES: dict[str, tuple[str, ...]] = {"validate": ("normalized",), "count": ("out", "dedup_out")}
+OUTPUT_OVERRIDES: dict[str, tuple[str, ...]] = {"validate": ("normalized",), "count": ("out", "dedup_out"),
+                                                 "de": ("h5ad_out",), "pathways": ("h5ad_out",), "report": ("h5ad_out",)}
 
 _BY_NAME = {s.name: s for s in STAGES}
 
