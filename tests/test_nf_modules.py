@@ -26,6 +26,7 @@ import subprocess
 from fnmatch import fnmatch
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -220,20 +221,54 @@ def _parity_de(out: Path, ref: Path, ctx: dict) -> None:
     assert [t.name for t in tables] == sorted(p.name for p in (ref / "de").glob("*.deseq2.tsv"))
     for t in tables:
         assert_tables_equal(t, ref / "de" / t.name)
+    # the AnnData it writes anew (its staged input is never an output) holds the DE slots of `cfrna run`'s
+    a, b = _carrier(out / "cfrna.h5ad"), _carrier(ref / "matrix" / "cfrna.h5ad")
+    assert list(a.uns["de"]) == list(b.uns["de"]) and sorted(a.varm) == sorted(b.varm)
+    for layer in ("normalized", "vst"):
+        np.testing.assert_allclose(a.layers[layer], b.layers[layer], rtol=1e-6, err_msg=layer)
+    np.testing.assert_allclose(a.obs["size_factor"], b.obs["size_factor"], rtol=1e-6)
 
 
 def _parity_pathways(out: Path, ref: Path, ctx: dict) -> None:
     assert_tables_equal(out / "pathways" / "signature_scores.tsv", ref / "pathways" / "signature_scores.tsv")
     for t in sorted((out / "pathways").glob("*.gsea.tsv")):
         assert_tables_equal(t, ref / "pathways" / t.name, rtol=1e-4)
+    a, b = _carrier(out / "cfrna.h5ad"), _carrier(ref / "matrix" / "cfrna.h5ad")
+    assert sorted(a.uns["gsea"]) == sorted(b.uns["gsea"]) and sorted(a.uns["de"]) == sorted(b.uns["de"])
+    np.testing.assert_allclose(a.obsm["signature_scores"], b.obsm["signature_scores"], rtol=1e-6)
+
+
+def _carrier(path: Path):
+    import anndata as ad
+
+    return ad.read_h5ad(path)
+
+
+def _report_payload(html: Path) -> dict:
+    m = re.search(r'<script type="application/json" id="cfrna-data">(.*?)</script>', html.read_text(encoding="utf-8"), re.S)
+    assert m, f"{html}: no report payload"
+    return json.loads(m.group(1))
 
 
 def _parity_report(out: Path, ref: Path, ctx: dict) -> None:
-    html = (out / "results" / "report" / "index.html").read_text(encoding="utf-8")
+    html = (out / "report" / "index.html").read_text(encoding="utf-8")
     assert html.lstrip().lower().startswith("<!doctype html")
     for contrast in pd.read_csv(ctx["cohort"] / "contrasts.csv", dtype=str)["id"]:
         assert contrast in html, f"contrast {contrast} not in the report"
-    assert (out / "results" / "matrix" / "cfrna.h5ad").stat().st_size > 0
+    # the same report as `cfrna run`'s: its data (tables, QC, provenance) equal, but for the time it was made
+    got, want = _report_payload(out / "report" / "index.html"), _report_payload(ref / "report" / "index.html")
+    got["meta"].pop("generated"), want["meta"].pop("generated")
+    assert sorted(got) == sorted(want)
+    for key in want:
+        assert got[key] == want[key], f"report data {key!r} differs from cfrna run's"
+    # the AnnData with the provenance: what `cfrna run`'s holds
+    a, b = _carrier(out / "cfrna.h5ad"), _carrier(ref / "matrix" / "cfrna.h5ad")
+    assert sorted(a.uns) == sorted(b.uns) and sorted(a.layers) == sorted(b.layers) and a.shape == b.shape
+    def as_json(value) -> str:  # h5ad dicts hold numpy arrays and scalars
+        return json.dumps(value, sort_keys=True, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))
+
+    assert as_json(a.uns["provenance"]["params"]) == as_json(b.uns["provenance"]["params"])
+    assert as_json(a.uns["provenance"]["software_versions"]) == as_json(b.uns["provenance"]["software_versions"])
 
 
 PARITY = {name[len("_parity_"):]: fn for name, fn in globals().items() if name.startswith("_parity_")}

@@ -122,8 +122,9 @@ workflow CFRNA {
         ch_sheet, ch_gtf
     )
 
-    ch_de_files = Channel.value([])
-    ch_pw_files = Channel.value([])
+    // the run's AnnData: CFRNA_MATRIX creates it, CFRNA_DE and CFRNA_PATHWAYS each write a new one with
+    // their results added (a task cannot rewrite a staged input), CFRNA_REPORT adds the provenance
+    ch_h5ad = CFRNA_MATRIX.out.h5ad
     if (has_contrasts) {
         // --de_counts: raw, dedup, or auto = dedup when every sample declares UMIs (as cfrna run)
         ch_all_umis = ch_reads.map { it[0].has_umis }.collect().map { it.every() }
@@ -134,25 +135,24 @@ workflow CFRNA {
                 if (want && !dedup) { error "--de_counts ${params.de_counts}: the matrix stage wrote no gene_counts_dedup.tsv (count with --dedup)" }
                 [meta, want ? dedup : raw]
             }
-        CFRNA_DE(ch_de_counts.join(CFRNA_MATRIX.out.samples), ch_sheet, ch_contrasts, ch_gtf)
+        CFRNA_DE(ch_de_counts.join(CFRNA_MATRIX.out.samples).join(CFRNA_MATRIX.out.h5ad), ch_sheet, ch_contrasts, ch_gtf)
         CFRNA_PATHWAYS(
-            CFRNA_DE.out.files.join(CFRNA_MATRIX.out.samples),
+            CFRNA_DE.out.files.join(CFRNA_MATRIX.out.samples).join(CFRNA_DE.out.h5ad),
             ch_sheet, ch_gtf, ch_gene_sets
         )
-        ch_de_files = CFRNA_DE.out.files.map { it[1] }
-        ch_pw_files = CFRNA_PATHWAYS.out.files.map { it[1] }
+        ch_h5ad = CFRNA_PATHWAYS.out.h5ad
     }
 
-    ch_qc_files = CFRNA_QC.out.files.map { it[1] }
-    ch_info = CFRNA_PROVENANCE.out.params.mix(CFRNA_PROVENANCE.out.versions_yml, CFRNA_PROVENANCE.out.checksums)
-        .collect(sort: { a, b -> a.name <=> b.name })
-
+    // the report reads the AnnData, the QC summary (with the complexity curves beside it) and
+    // pipeline_info's provenance files (as `cfrna run`)
+    ch_report_qc = CFRNA_QC.out.files
+        .map { meta, files -> [meta, (files instanceof List ? files : [files]).findAll { f -> f.name in ['qc_summary.tsv', 'complexity_curves.tsv'] }.sort { f -> f.name }] }
     CFRNA_REPORT(
-        ch_qc_files.map { [cohort, it instanceof List ? it : [it]] }
-            .combine(CFRNA_MATRIX.out.files.map { [it[1].findAll { f -> !f.name.endsWith('.h5ad') }] })
-            .combine(ch_de_files.map { [it] })
-            .combine(ch_pw_files.map { [it] })
-            .combine(ch_info.map { [it] })
+        ch_h5ad
+            .join(ch_report_qc)
+            .combine(CFRNA_PROVENANCE.out.params)
+            .combine(CFRNA_PROVENANCE.out.versions_yml)
+            .combine(CFRNA_PROVENANCE.out.checksums)
     )
 
     //

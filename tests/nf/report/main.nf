@@ -1,4 +1,4 @@
-// CFRNA_REPORT: the QC, matrix, DE, pathways and pipeline_info outputs of --results, staged as the pipeline stages them
+// CFRNA_REPORT: the AnnData, QC summary (+ complexity curves) and pipeline_info provenance files of --results, as the pipeline stages them
 nextflow.preview.topic = true
 include { CFRNA_REPORT } from '../../../workflow/modules/local/report/main'
 include { resultFiles } from '../lib'
@@ -6,11 +6,11 @@ include { resultFiles } from '../lib'
 workflow TEST_CFRNA_REPORT {
     def input = [
         [id: 'cohort'],
-        resultFiles('qc/*'),
-        resultFiles('matrix/*').findAll { it.name != 'cfrna.h5ad' },   // the matrix tables, as the pipeline stages them
-        resultFiles('de/*'),
-        resultFiles('pathways/*'),
-        resultFiles('pipeline_info/{params.json,software_versions.yml,input_checksums.tsv}')
+        resultFiles('matrix/cfrna.h5ad')[0],
+        resultFiles('qc/*').findAll { it.name in ['qc_summary.tsv', 'complexity_curves.tsv'] },   // as the pipeline stages them
+        resultFiles('pipeline_info/params.json')[0],
+        resultFiles('pipeline_info/software_versions.yml')[0],
+        resultFiles('pipeline_info/input_checksums.tsv')[0]
     ]
     CFRNA_REPORT(input)
 }

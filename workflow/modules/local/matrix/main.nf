@@ -15,6 +15,7 @@ process CFRNA_MATRIX {
     tuple val(meta), path("matrix/gene_counts_dedup.tsv"), emit: counts_dedup, optional: true   // counted with --dedup
     tuple val(meta), path("matrix/samples.tsv")        , emit: samples
     tuple val(meta), path("matrix/gene_annotation.tsv"), emit: annotation
+    tuple val(meta), path("matrix/cfrna.h5ad")         , emit: h5ad         // the carrier: counts, samples, genes, QC
     tuple val(meta), path("matrix/*")                  , emit: files
     tuple val("${task.process}"), val('cfrna'), eval('cfrna --version | sed "s/^cfrna //"'), emit: versions_cfrna, topic: versions
 
@@ -37,6 +38,6 @@ process CFRNA_MATRIX {
     stub:
     """
     mkdir -p matrix
-    touch matrix/gene_counts.tsv matrix/samples.tsv matrix/gene_annotation.tsv
+    touch matrix/gene_counts.tsv matrix/samples.tsv matrix/gene_annotation.tsv matrix/cfrna.h5ad
     """
 }

@@ -6,15 +6,14 @@ process CFRNA_REPORT {
     container 'localhost/cfrna:0.1.0'
 
     input:
-    // exactly the tables of this run that the report reads (QC summary, matrix tables without an
-    // h5ad, DE, pathways, pipeline_info), staged as links into the layout of an output folder: results/
-    // holds nothing else (no copy of the published tree, no files of an earlier run into the same
-    // --outdir); the report builds the AnnData from them and adds report/ and matrix/cfrna.h5ad
-    tuple val(meta), path(qc, stageAs: 'results/qc/*'), path(matrix, stageAs: 'results/matrix/*'), path(de, stageAs: 'results/de/*'), path(pathways, stageAs: 'results/pathways/*'), path(info, stageAs: 'results/pipeline_info/*')
+    // exactly what the report reads, as `cfrna run` gives it: the run's AnnData (the last one written:
+    // CFRNA_PATHWAYS', or CFRNA_MATRIX's without contrasts), qc/qc_summary.tsv with the complexity_curves.tsv
+    // cfrna qc writes beside it when counting deduplicated, and the provenance files
+    tuple val(meta), path(h5ad, stageAs: 'in/cfrna.h5ad'), path(qc, stageAs: 'qc/*'), path(params_json), path(software_versions), path(input_checksums)
 
     output:
-    tuple val(meta), path("results/report/index.html"), emit: html
-    tuple val(meta), path("results/matrix/cfrna.h5ad"), emit: h5ad
+    tuple val(meta), path("report/index.html"), emit: html
+    tuple val(meta), path("cfrna.h5ad")       , emit: h5ad   // the input AnnData with uns["provenance"]: the run's complete cfrna.h5ad
     tuple val("${task.process}"), val('cfrna'), eval('cfrna --version | sed "s/^cfrna //"'), emit: versions_cfrna, topic: versions
 
     when:
@@ -24,14 +23,20 @@ process CFRNA_REPORT {
     def args = task.ext.args ?: ''
     """
     cfrna report \\
-        --results results \\
+        --h5ad in/cfrna.h5ad \\
+        --h5ad-out cfrna.h5ad \\
+        --qc-summary qc/qc_summary.tsv \\
+        --params ${params_json} \\
+        --software-versions ${software_versions} \\
+        --input-checksums ${input_checksums} \\
+        --outdir report \\
         --threads ${task.cpus} \\
         ${args}
     """
 
     stub:
     """
-    mkdir -p results/report results/matrix
-    touch results/report/index.html results/matrix/cfrna.h5ad
+    mkdir -p report
+    touch report/index.html cfrna.h5ad
     """
 }
