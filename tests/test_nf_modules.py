@@ -503,9 +503,13 @@ def test_harness_refuses_an_unknown_module(harness_inputs):
 
 
 @pytest.mark.nextflow
-def test_container_image_option_replaces_the_modules_image():
-    proc = subprocess.run([nextflow_bin(), "config", "-flat", "-profile", "podman", str(ROOT),
-                           "--container_image", "registry.example/cfrna:9"], cwd=ROOT, env=task_env(),
-                          capture_output=True, text=True, timeout=300)
+def test_container_image_option_replaces_the_modules_image(tmp_path):
+    # `nextflow config` takes no --params: the value is set in a config read before the profile's
+    # (the profile decides on params.container_image when it is parsed, as with --container_image)
+    extra = tmp_path / "image.config"
+    extra.write_text("params.container_image = 'registry.example/cfrna:9'\n"
+                     f"includeConfig '{ROOT / 'conf' / 'profiles' / 'podman.config'}'\n")
+    proc = subprocess.run([nextflow_bin(), "-c", str(extra), "config", "-flat", "-profile", "podman", str(ROOT)],
+                          cwd=ROOT, env=task_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "process.'withName:CFRNA_.*'.container = 'registry.example/cfrna:9'" in proc.stdout
