@@ -153,12 +153,17 @@ DEDUP_CHOICES = DEDUP_RUN_MODES
 DE_COUNTS_CHOICES = DE_COUNTS
 
 
-def sample_umi_settings(opts: RunOptions, sample) -> dict:
-    """The UMI options of ``cfrna trim`` for one sample (its UMI columns over the run-wide ones); {} without UMIs."""
+def _sample_umi(opts: RunOptions, sample):
+    """The sample's UMI set-up (:class:`cfrna.trim.umi.UmiSpec`): its UMI columns over the run-wide options."""
     from cfrna.trim.umi import sample_umi
 
-    u = sample_umi(sample, pattern=opts.umi_pattern, read=opts.umi_read, in_name=opts.umi_in_name,
-                   sep=opts.umi_separator)
+    return sample_umi(sample, pattern=opts.umi_pattern, read=opts.umi_read, in_name=opts.umi_in_name,
+                      sep=opts.umi_separator)
+
+
+def sample_umi_settings(opts: RunOptions, sample) -> dict:
+    """The UMI options of ``cfrna trim`` for one sample (its UMI columns over the run-wide ones); {} without UMIs."""
+    u = _sample_umi(opts, sample)
     if u.pattern is not None:
         return {"umi_pattern": u.kit or u.pattern, "umi_read": u.read, "umi_separator": u.sep}
     if u.in_name:
@@ -182,12 +187,7 @@ def check_umi_options(opts: RunOptions, samples) -> None:
 
 def sample_has_umis(opts: RunOptions, sample) -> bool:
     """Whether the sample's reads carry UMIs (its UMI columns, else the run-wide UMI options)."""
-    from cfrna.trim.umi import sample_has_umis as has
-
-    run_wide = {k: getattr(opts, a) for k, a in (("pattern", "umi_pattern"), ("read", "umi_read"),
-                                                  ("in_name", "umi_in_name"), ("sep", "umi_separator"))
-                if getattr(opts, a, None) is not None}
-    return has(sample, **run_wide)
+    return _sample_umi(opts, sample).has_umis
 
 
 def sample_dedup(opts: RunOptions, sample) -> str:
@@ -209,7 +209,8 @@ def de_counts_kind(opts: RunOptions, samples) -> str:
         return opts.de_counts
     if opts.dedup == "none" or not samples:
         return "raw"
-    return "dedup" if all(sample_has_umis(opts, s) and sample_dedup(opts, s) != "position" for s in samples) else "raw"
+    # a sample's method is position only when --dedup says so (auto picks directional for UMIs)
+    return "dedup" if opts.dedup != "position" and all(sample_has_umis(opts, s) for s in samples) else "raw"
 
 
 def check_dedup_options(opts: RunOptions, samples) -> None:
