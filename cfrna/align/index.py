@@ -16,6 +16,7 @@ Contents: ``manifest.json``, ``contigs.tsv`` (name, length) and
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import json
@@ -190,7 +191,9 @@ def star_sa_index_nbases(genome_length: int) -> int:
     return max(4, min(14, int(math.log2(max(genome_length, 2)) / 2 - 1)))
 
 
-def _build_mappy(fasta: str, gtf_annotation, tmp: Path, *, threads: int) -> dict:
+def _build_mappy(fasta: str, junction_transcripts: int | None, tmp: Path, *, threads: int) -> dict:
+    """The mappy index of ``fasta`` in ``tmp``; ``tmp/junctions.bed`` is already written when
+    ``junction_transcripts`` is not None (the annotation is freed before minimap2 builds its tables)."""
     import mappy
 
     mmi = tmp / "genome.mmi"
@@ -198,10 +201,9 @@ def _build_mappy(fasta: str, gtf_annotation, tmp: Path, *, threads: int) -> dict
     if not al or not mmi.is_file():
         raise InputFormatError("mappy could not index the FASTA", where=str(fasta), hint="check the FASTA file")
     info = {"files": {"mmi": "genome.mmi"}}
-    if gtf_annotation is not None:
-        n = write_junction_bed(gtf_annotation, tmp / "junctions.bed")
+    if junction_transcripts is not None:
         info["files"]["junctions"] = "junctions.bed"
-        info["junction_transcripts"] = n
+        info["junction_transcripts"] = junction_transcripts
     return info
 
 
@@ -216,7 +218,7 @@ def _plain_copy(src: str, dst: Path) -> str:
     return str(dst)
 
 
-def _build_star(fasta: str, gtf: str | None, gtf_annotation, tmp: Path, *, threads: int,
+def _build_star(fasta: str, gtf: str | None, has_transcripts: bool, tmp: Path, *, threads: int,
                 genome_length: int, n_contigs: int, sjdb_overhang: int) -> dict:
     star = shutil.which("STAR")
     if star is None:
@@ -232,7 +234,7 @@ def _build_star(fasta: str, gtf: str | None, gtf_annotation, tmp: Path, *, threa
     cmd = [star, "--runMode", "genomeGenerate", "--runThreadN", str(max(1, threads)), "--genomeDir", str(gdir),
            "--genomeFastaFiles", fa, "--genomeSAindexNbases", str(sa), "--genomeChrBinNbits", str(chr_bits),
            "--outFileNamePrefix", str(work) + "/", "--outTmpDir", str(work / "tmp")]
-    use_gtf = gtf is not None and gtf_annotation is not None and (gtf_annotation.features["transcript_id"] != "").any()
+    use_gtf = gtf is not None and has_transcripts
     if gtf is not None and not use_gtf:
         log.warning("%s has no transcript_id attributes: STAR index built without annotated junctions", gtf)
     if use_gtf:
@@ -304,12 +306,22 @@ def build_index(
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{aligner}-{key}.", suffix=".tmp", dir=cache_dir))
     try:
+        # what the index needs of the annotation is taken first and the parsed tables (~0.8 GB for GENCODE)
+        # are freed before the aligner builds its own tables: the peak is the larger of the two, not the sum
+        junction_transcripts = has_transcripts = None
+        if annotation is not None:
+            if aligner == "mappy":
+                junction_transcripts = write_junction_bed(annotation, tmp / "junctions.bed")
+            else:
+                has_transcripts = bool((annotation.features["transcript_id"] != "").any())
+            annotation = None
+            gc.collect()
         genome_length = sum(n for _, n in contigs)
         log.info("building %s index of %s (%d sequences, %d bp)", aligner, fasta, len(contigs), genome_length)
         if aligner == "mappy":
-            info = _build_mappy(fasta, annotation, tmp, threads=threads)
+            info = _build_mappy(fasta, junction_transcripts, tmp, threads=threads)
         else:
-            info = _build_star(fasta, gtf, annotation, tmp, threads=threads, genome_length=genome_length,
+            info = _build_star(fasta, gtf, bool(has_transcripts), tmp, threads=threads, genome_length=genome_length,
                                n_contigs=len(contigs), sjdb_overhang=sjdb_overhang)
         with open(tmp / "contigs.tsv", "w", encoding="utf-8") as fh:
             fh.writelines(f"{c}\t{n}\n" for c, n in contigs)
