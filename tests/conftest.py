@@ -121,3 +121,45 @@ def demo_run(tmp_path_factory) -> dict:
         cmd = ["unshare", "-n", *cmd]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1500)
     return {"root": root, "proc": proc, "offline": offline}
+
+
+# --- parallel runs ---------------------------------------------------------------------------------------
+# `make test` runs the suite on pytest-xdist workers with `--dist loadgroup`. Every test is grouped with its
+# file (its module-scoped fixtures are then made once, on one worker), except the tests that read one of the
+# expensive session fixtures below: those go together to one worker, so the fixture is made once per run and
+# test_pipeline_e2e's --resume of the shared run never overlaps a reader of it. Groups are queued longest
+# first (the figures in the comment: seconds on 2 cores), so the two workers end close together.
+SHARED_SESSION_FIXTURES = ("pipeline_run", "pipeline_run_args", "demo_run")
+LONGEST_FIRST = (
+    "test_nextflow",  # Nextflow test profile, kill/resume, SLURM (~420 s)
+    "pipeline_run",  # the shared cfrna run and its readers: e2e, browser, AnnData, parity (~400 s)
+    "test_packaging",  # wheel in a clean venv running `cfrna demo`, numba compiled from cold (~260 s)
+    "test_nf_modules",  # every module's stub and real run (~200 s)
+    "test_de_reference",  # R DESeq2 comparisons (~200 s)
+    "demo_run",
+    "test_de_limma",
+    "test_human_scale_quick",
+    "test_dedup_engine",
+    "test_count_hisat2",
+    "test_count_fc",
+)
+
+
+def _xdist_group(item) -> str:
+    names = set(getattr(item, "fixturenames", ()))
+    for fixture in SHARED_SESSION_FIXTURES:
+        if fixture in names:
+            return "demo_run" if fixture == "demo_run" else "pipeline_run"
+    return item.path.stem
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    if getattr(config.option, "dist", "no") != "loadgroup":
+        return
+    groups = {}
+    for item in items:
+        groups[item.nodeid] = _xdist_group(item)
+        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    rank = {g: i for i, g in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda it: rank.get(groups[it.nodeid], len(rank)))  # stable: file order kept within a group
