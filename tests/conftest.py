@@ -130,18 +130,21 @@ def demo_run(tmp_path_factory) -> dict:
 # test_pipeline_e2e's --resume of the shared run never overlaps a reader of it. Groups are queued longest
 # first (the figures in the comment: seconds on 2 cores), so the two workers end close together.
 SHARED_SESSION_FIXTURES = ("pipeline_run", "pipeline_run_args", "demo_run")
-LONGEST_FIRST = (
-    "test_nextflow",  # Nextflow test profile, kill/resume, SLURM (~420 s)
-    "pipeline_run",  # the shared cfrna run and its readers: e2e, browser, AnnData, parity (~400 s)
-    "test_packaging",  # wheel in a clean venv running `cfrna demo`, numba compiled from cold (~260 s)
-    "test_nf_modules",  # every module's stub and real run (~200 s)
-    "test_de_reference",  # R DESeq2 comparisons (~200 s)
+LONGEST_FIRST = (  # seconds: a 2-core run with both workers busy
+    "test_nextflow",  # Nextflow test profile, kill/resume, SLURM, configs of every profile (~600 s)
+    "test_packaging",  # wheel in a clean venv running `cfrna demo`, numba compiled from cold (~360 s)
+    "test_reliability",  # faults, kills and reruns of cfrna run (~280 s)
+    "pipeline_run",  # the shared cfrna run and its readers: e2e, browser, AnnData, stages (~200 s)
+    "test_de_nbglm",  # blocked design against R DESeq2 (~160 s)
+    "test_nf_modules",  # every module's stub and real run (~150 s)
+    "test_de_limma",  # R limma comparisons (~100 s)
     "demo_run",
-    "test_de_limma",
+    "test_align",
     "test_human_scale_quick",
+    "test_qc_truth",
+    "test_carrier",
     "test_dedup_engine",
-    "test_count_hisat2",
-    "test_count_fc",
+    "test_dedup",
 )
 
 
