@@ -64,9 +64,17 @@ def test_vendored_versions_match_the_lock():
 
 def test_make_env_needs_no_npm():
     text = (ROOT / "Makefile").read_text()
-    env_rule = re.search(r"^\$\(BIN\)/cfrna:.*?(?=^\S)", text, re.M | re.S)
-    assert env_rule, "no $(BIN)/cfrna rule in the Makefile"
+    env_rule = re.search(r"^\$\(ENV_STAMP\):.*?(?=^\S)", text, re.M | re.S)
+    assert env_rule, "no $(ENV_STAMP) rule (the environment) in the Makefile"
     assert "vendor_js" not in env_rule.group(0) and "npm" not in env_rule.group(0)
+    # the stamp is written after the last install (an install stopped half-way is redone by the next make),
+    # and wheel is there before the no-isolation build that needs bdist_wheel
+    recipe = [ln.strip() for ln in env_rule.group(0).splitlines()[1:] if ln.strip() and not ln.strip().startswith("@")]
+    touch = recipe.index("touch $@")
+    assert touch == len(recipe) - 1 and any("pip install" in ln for ln in recipe[:touch])
+    wheel = next(i for i, ln in enumerate(recipe) if re.search(r"pip install .*\bwheel\b", ln))
+    assert wheel < next(i for i, ln in enumerate(recipe) if "--no-build-isolation" in ln)
+    assert re.search(r"^env: \$\(ENV_STAMP\)$", text, re.M)
     ci = (ROOT / ".ci" / "run").read_text()
     assert "npm" not in ci, ".ci/run installs npm: the build must not need it"
 
