@@ -129,7 +129,7 @@ def demo_run(tmp_path_factory) -> dict:
 # expensive session fixtures below: those go together to one worker, so the fixture is made once per run and
 # test_pipeline_e2e's --resume of the shared run never overlaps a reader of it. Groups are queued longest
 # first (the figures in the comment: seconds on 2 cores), so the two workers end close together.
-SHARED_SESSION_FIXTURES = ("pipeline_run", "pipeline_run_args", "demo_run")
+SHARED_SESSION_FIXTURES = {"pipeline_run": "pipeline_run", "pipeline_run_args": "pipeline_run", "demo_run": "demo_run"}
 LONGEST_FIRST = (  # seconds: a 2-core run with both workers busy
     "test_nextflow",  # Nextflow test profile, kill/resume, SLURM, configs of every profile (~600 s)
     "test_packaging",  # wheel in a clean venv running `cfrna demo`, numba compiled from cold (~360 s)
@@ -150,9 +150,9 @@ LONGEST_FIRST = (  # seconds: a 2-core run with both workers busy
 
 def _xdist_group(item) -> str:
     names = set(getattr(item, "fixturenames", ()))
-    for fixture in SHARED_SESSION_FIXTURES:
+    for fixture, group in SHARED_SESSION_FIXTURES.items():
         if fixture in names:
-            return "demo_run" if fixture == "demo_run" else "pipeline_run"
+            return group
     return item.path.stem
 
 
