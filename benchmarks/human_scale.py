@@ -833,6 +833,51 @@ def measure_sample_path(fastq: dict[str, list[Path]], fa: Path, gtf: Path, index
                           "--outdir", str(dirs["qc"]), "--no-multiqc", "--threads", str(threads)), r, env=env)
 
 
+def _fastq_records(path: Path) -> int:
+    with gzip.open(path, "rb") as fh:
+        return sum(1 for _ in fh) // 4
+
+
+def depth_fastq(files: list[Path], reads: int, out_dir: Path) -> tuple[list[Path], int]:
+    """FASTQs of about ``reads`` records (SE; PE: pairs = reads // 2) made by repeating ``files``.
+
+    A gzip file may hold several members, so the simulated FASTQ's bytes are concatenated k times: no
+    re-simulation, and every copy is a real read with its adapter read-through. Returns the paths and k."""
+    have = _fastq_records(files[0])
+    want = reads // len(files)
+    k = max(1, round(want / max(have, 1)))
+    outs = [out_dir / f"depth_x{k}_{f.name}" for f in files]
+    for f, o in zip(files, outs, strict=True):
+        if o.is_file():
+            continue
+        blob = f.read_bytes()
+        tmp = o.with_name(o.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            for _ in range(k):
+                fh.write(blob)
+        os.replace(tmp, o)
+    return outs, k
+
+
+def measure_trim_depth(fastq: dict[str, list[Path]], wd: Path, *, reads: int, threads: list[int],
+                       results: dict) -> None:
+    """``cfrna trim`` on FASTQs of ``reads`` reads (SE, at each thread count) / ``reads // 2`` pairs (PE, at the
+    largest)."""
+    r = results.setdefault("trim_depth", {})
+    for lib, files in fastq.items():
+        files_d, k = depth_fastq(files, reads, files[0].parent)
+        n = _fastq_records(files[0]) * k
+        for t in (threads if lib == "se" else [max(threads)]):  # PE at the largest thread count only
+            out = wd / "trim_depth" / f"{lib}_t{t}"
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            cell = _run(f"trim_{lib}_t{t}", _py("-q", "trim", "--sample", f"d{lib}", "--fastq-1", str(files_d[0]),
+                                                *(["--fastq-2", str(files_d[1])] if len(files_d) > 1 else []),
+                                                "--outdir", str(out), "--threads", str(t)), r)
+            cell.update(records=n, copies=k, reads_per_s=round(n / max(cell["wall_s"], 1e-9)))
+            shutil.rmtree(out, ignore_errors=True)
+
+
 # ------------------------------------------------------------------------------------------------
 # driver
 
@@ -849,7 +894,7 @@ def prepare(scale: Scale, stages: set[str], *, seed: int, count_se: int, count_p
     p["fastq"] = {lib: f for lib, f in p["fastq"].items() if lib in libs}
     p["bam"] = {lib: b for lib, b in p["bam"].items() if lib in libs}
     meta_path = data / "data.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta: dict = {}  # what this process makes; merged into data.json (several processes may prepare at once)
     if not p["gtf"].is_file():
         t0 = time.perf_counter()
         meta["annotation"] = make_annotation(scale, p["gtf"])
@@ -884,8 +929,12 @@ def prepare(scale: Scale, stages: set[str], *, seed: int, count_se: int, count_p
                                                            paired=lib == "pe", seed=seed + 10, fastq_out=None,
                                                            bam_out=bam)
                 meta[f"count_bam_{lib}"]["seconds"] = round(time.perf_counter() - t0, 1)
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    p["meta"] = meta
+    merged = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    merged.update(meta)
+    tmp = meta_path.with_name(f".data.json.{os.getpid()}")
+    tmp.write_text(json.dumps(merged, indent=2) + "\n")
+    os.replace(tmp, meta_path)
+    p["meta"] = merged
     return p
 
 
@@ -916,6 +965,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--workdir", default=None, help="scratch folder (default: <cache>/run-<scale>)")
     ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--trim-reads", type=int, default=None,
+                    help="also time cfrna trim at this depth (SE reads; PE: half as many pairs), on the alignment "
+                         "FASTQs repeated (with the trim stage; e.g. 20000000)")
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="make (or reuse) the data the stages need and stop: to build it beforehand, in parallel "
+                         "processes, and measure later on a quiet machine")
     args = ap.parse_args(argv)
     scale = QUICK if args.quick else FULL
     if args.contigs is not None:
@@ -942,6 +997,9 @@ def main(argv: list[str] | None = None) -> int:
                      "load_avg_start": os.getloadavg(), "cpus": os.cpu_count(), "minimap2_cli": mm2_version}
     p = prepare(scale, stages, seed=args.seed, count_se=count_se, count_pe=count_pe, libs=args.libs)
     results["data"] = p["meta"]
+    if args.prepare_only:
+        print(json.dumps(p["meta"], indent=2))
+        return 0
     wd = Path(args.workdir) if args.workdir else cache_root() / f"run-{scale.name}"
     wd.mkdir(parents=True, exist_ok=True)
     ok = True
@@ -961,6 +1019,8 @@ def main(argv: list[str] | None = None) -> int:
     if stages & {"trim", "qc"}:
         measure_sample_path(p["fastq"], p["fa"], p["gtf"], index["mappy"], wd, threads=max(args.threads),
                             results=results)
+    if "trim" in stages and args.trim_reads:
+        measure_trim_depth(p["fastq"], wd, reads=args.trim_reads, threads=args.threads, results=results)
     results["load_avg_end"] = os.getloadavg()
     results["total_s"] = round(time.perf_counter() - t_start, 1)
     results["counts_identical"] = ok
