@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from cfrna._malloc import default_mmap_threshold
 from cfrna.config import ALIGNERS
 from cfrna.errors import CfrnaError, ConfigError, InputFormatError, ToolMissingError
 from cfrna.io.atomic import write_json
@@ -191,36 +192,14 @@ def star_sa_index_nbases(genome_length: int) -> int:
     return max(4, min(14, int(math.log2(max(genome_length, 2)) / 2 - 1)))
 
 
-def pin_mmap_threshold() -> bool:
-    """Fix glibc's mmap threshold at its default (128 KiB); False where that is not possible.
-
-    glibc raises the threshold to the size of every mmap'd block that is freed (up to 32 MiB), and
-    this process frees many: hashing and scanning the FASTA reads it in 1 MiB pieces. minimap2's
-    index build then takes its mid-sized buffers from the heap instead of mmap, and the heap keeps
-    what it frees: ``cfrna index`` of a 1.29 Gb genome peaked at 13.5 GB against 8.6 GB for the
-    minimap2 CLI building the same file (docs/benchmarks.md, *Human scale*). Setting the threshold
-    explicitly turns the adjustment off.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt)
-        return False
-    m_mmap_threshold = -3
-    return bool(mallopt(m_mmap_threshold, 128 * 1024))
-
-
 def _build_mappy(fasta: str, junction_transcripts: int | None, tmp: Path, *, threads: int) -> dict:
     """The mappy index of ``fasta`` in ``tmp``; ``tmp/junctions.bed`` is already written when
     ``junction_transcripts`` is not None (the annotation is freed before minimap2 builds its tables)."""
     import mappy
 
     mmi = tmp / "genome.mmi"
-    pin_mmap_threshold()
-    al = mappy.Aligner(str(fasta), preset=MAPPY_PRESET, n_threads=max(1, threads), fn_idx_out=str(mmi))
+    with default_mmap_threshold():  # else the heap keeps ~50% more at gigabase scale (cfrna._malloc)
+        al = mappy.Aligner(str(fasta), preset=MAPPY_PRESET, n_threads=max(1, threads), fn_idx_out=str(mmi))
     if not al or not mmi.is_file():
         raise InputFormatError("mappy could not index the FASTA", where=str(fasta), hint="check the FASTA file")
     info = {"files": {"mmi": "genome.mmi"}}
@@ -331,7 +310,7 @@ def build_index(
     try:
         # what the index needs of the annotation is taken first and the parsed tables (~0.8 GB for GENCODE)
         # are freed before the aligner builds its own tables: the peak is the larger of the two, not the sum
-        junction_transcripts = has_transcripts = None
+        junction_transcripts, has_transcripts = None, False
         if annotation is not None:
             if aligner == "mappy":
                 junction_transcripts = write_junction_bed(annotation, tmp / "junctions.bed")
@@ -344,7 +323,7 @@ def build_index(
         if aligner == "mappy":
             info = _build_mappy(fasta, junction_transcripts, tmp, threads=threads)
         else:
-            info = _build_star(fasta, gtf, bool(has_transcripts), tmp, threads=threads, genome_length=genome_length,
+            info = _build_star(fasta, gtf, has_transcripts, tmp, threads=threads, genome_length=genome_length,
                                n_contigs=len(contigs), sjdb_overhang=sjdb_overhang)
         with open(tmp / "contigs.tsv", "w", encoding="utf-8") as fh:
             fh.writelines(f"{c}\t{n}\n" for c, n in contigs)

@@ -15,7 +15,6 @@ truncated file raises :class:`~cfrna.errors.InputFormatError` (never reads out o
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import queue
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cfrna._malloc import bound_for_streaming
 from cfrna._threads import Cancelled, run_ordered
 from cfrna.errors import InputFormatError
 from cfrna.io._bam_kernels import DECODE_ERRORS, decode_records
@@ -35,22 +35,7 @@ from cfrna.io.bgzf import RESERVE, RawChunk, inflate_chunk, iter_raw_chunks
 log = logging.getLogger(__name__)
 
 
-def _bound_malloc() -> None:
-    """glibc: fixed mmap threshold (1 MiB) and at most 2 arenas, so RSS stays flat while streaming.
-
-    Without this, glibc's dynamic mmap threshold and per-thread arenas let the transient chunk
-    buffers of the decompression threads fragment the heap and RSS creeps up with file size.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-8, 2)  # M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
-if not os.environ.get("CFRNA_NO_MALLOPT"):
-    _bound_malloc()
+bound_for_streaming()  # fixed mmap threshold, 2 arenas: RSS stays flat while streaming (cfrna._malloc)
 
 _BGZF_MAGIC = b"\x1f\x8b\x08\x04"
 
