@@ -838,11 +838,12 @@ def _fastq_records(path: Path) -> int:
         return sum(1 for _ in fh) // 4
 
 
-def depth_fastq(files: list[Path], reads: int, out_dir: Path) -> tuple[list[Path], int]:
+def depth_fastq(files: list[Path], reads: int, out_dir: Path) -> tuple[list[Path], int, int]:
     """FASTQs of about ``reads`` records (SE; PE: pairs = reads // 2) made by repeating ``files``.
 
     A gzip file may hold several members, so the simulated FASTQ's bytes are concatenated k times: no
-    re-simulation, and every copy is a real read with its adapter read-through. Returns the paths and k."""
+    re-simulation, and every copy is a real read with its adapter read-through. Returns the paths, k and
+    the records per file."""
     have = _fastq_records(files[0])
     want = reads // len(files)
     k = max(1, round(want / max(have, 1)))
@@ -856,7 +857,7 @@ def depth_fastq(files: list[Path], reads: int, out_dir: Path) -> tuple[list[Path
             for _ in range(k):
                 fh.write(blob)
         os.replace(tmp, o)
-    return outs, k
+    return outs, k, have * k
 
 
 def measure_trim_depth(fastq: dict[str, list[Path]], wd: Path, *, reads: int, threads: list[int],
@@ -865,8 +866,7 @@ def measure_trim_depth(fastq: dict[str, list[Path]], wd: Path, *, reads: int, th
     largest)."""
     r = results.setdefault("trim_depth", {})
     for lib, files in fastq.items():
-        files_d, k = depth_fastq(files, reads, files[0].parent)
-        n = _fastq_records(files[0]) * k
+        files_d, k, n = depth_fastq(files, reads, files[0].parent)
         for t in (threads if lib == "se" else [max(threads)]):  # PE at the largest thread count only
             out = wd / "trim_depth" / f"{lib}_t{t}"
             shutil.rmtree(out, ignore_errors=True)
