@@ -12,8 +12,9 @@ reads/s (every read counts; a pair is 2 reads), CPU seconds of the step (user+sy
 and its children; less sensitive than wall time to other load on the machine), the peak RSS of that step (VmHWM of the Python
 process for mappy, of the aligner process for STAR/minimap2, polled every 50 ms), and the mapped and
 spliced fractions of the sorted result (:func:`cfrna.align.stats.bam_stats`). The minimap2 CLI
-is run as ``minimap2 -ax splice:sr -t T --junc-bed J -j J idx.mmi R1 [R2]`` (the annotated
-junctions that cfrna loads into mappy). Debian's minimap2 2.24 silently ignores ``:sr``: it is
+is run as ``minimap2 -ax splice:sr -t T -j J idx.mmi R1 [R2]`` (the annotated junctions as
+jumps, as cfrna loads them into mappy); with ``--junction-scoring`` both use them for scoring too
+(``--junc-bed J``, ``cfrna align --junction-scoring``). Debian's minimap2 2.24 silently ignores ``:sr``: it is
 refused.
 """
 
@@ -101,7 +102,8 @@ def worker(args: argparse.Namespace) -> None:
         from cfrna.align.mappy_runner import align_to_sam
 
         unsorted = work / "out.sam"
-        align_to_sam(args.index, args.fastq_1, r2, unsorted, threads=args.threads, native=args.tool == "mappy")
+        align_to_sam(args.index, args.fastq_1, r2, unsorted, threads=args.threads, native=args.tool == "mappy",
+                     junction_scoring=args.junction_scoring)
         wall = time.perf_counter() - t0
         rss = _vmhwm_mb()
     elif args.tool == "star":
@@ -114,8 +116,9 @@ def worker(args: argparse.Namespace) -> None:
         unsorted = work / "out.sam"
         idx = Path(args.index)
         cmd = [args.tool, "-ax", "splice:sr", "-t", str(args.threads)]
-        if (idx.parent / "junctions.bed").is_file():
-            cmd += ["--junc-bed", str(idx.parent / "junctions.bed"), "-j", str(idx.parent / "junctions.bed")]
+        bed = idx.parent / "junctions.bed"
+        if bed.is_file():
+            cmd += (["--junc-bed", str(bed)] if args.junction_scoring else []) + ["-j", str(bed)]
         cmd += [str(idx), args.fastq_1] + ([r2] if r2 else [])
         with open(unsorted, "w") as fh:
             subprocess.run(cmd, stdout=fh, stderr=subprocess.DEVNULL, check=True)
@@ -155,6 +158,8 @@ def main() -> None:
     ap.add_argument("--python-path", action="store_true",
                     help="also time cfrna's mappy Python-API path (the fallback of the native path)")
     ap.add_argument("--minimap2", default=None, help="a minimap2 >= 2.31 binary (e.g. built from the mappy sdist)")
+    ap.add_argument("--junction-scoring", action="store_true",
+                    help="mappy and the CLI also score annotated splice sites (minimap2 --junc-bed)")
     ap.add_argument("--workdir", default="/tmp/cfrna-bench-align")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
@@ -163,7 +168,7 @@ def main() -> None:
     args = ap.parse_args()
     if args._worker:
         worker(argparse.Namespace(tool=args.tool, index=args.index, fastq_1=args.fastq_1, fastq_2=args.fastq_2,
-                                  work=args.work, threads=args.threads[0]))
+                                  work=args.work, threads=args.threads[0], junction_scoring=args.junction_scoring))
         return
 
     from cfrna.align.index import build_index
@@ -195,6 +200,8 @@ def main() -> None:
         for t in args.threads:
             cmd = [sys.executable, __file__, "--_worker", "--tool", tool, "--index", index, "--fastq-1", str(r1),
                    "--threads", str(t), "--work", str(wd / "run")]
+            if args.junction_scoring:
+                cmd.append("--junction-scoring")
             if r2:
                 cmd += ["--fastq-2", str(r2)]
             reps = []

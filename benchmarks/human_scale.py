@@ -769,7 +769,7 @@ def measure_index(fa: Path, gtf: Path, wd: Path, *, threads: int, minimap2: str 
 
 
 def measure_align(index: dict[str, Path], fastq: dict[str, list[Path]], wd: Path, *, threads: list[int],
-                  minimap2: str | None, results: dict) -> None:
+                  minimap2: str | None, results: dict, junction_scoring: bool = False) -> None:
     """reads/s, CPU and peak RSS per aligner and thread count, via benchmarks/align.py's worker."""
     tools = [("mappy", index["mappy"])] if "mappy" in index else []
     if "star" in index:
@@ -787,6 +787,8 @@ def measure_align(index: dict[str, Path], fastq: dict[str, list[Path]], wd: Path
                        str(idx), "--fastq-1", str(files[0]), "--threads", str(t), "--work", str(wd / "align_run")]
                 if len(files) > 1:
                     cmd += ["--fastq-2", str(files[1])]
+                if junction_scoring:
+                    cmd.append("--junction-scoring")
                 p = subprocess.run(cmd, capture_output=True, text=True, check=True, env=_env())
                 res = json.loads(p.stdout.strip().splitlines()[-1])
                 res["reads_per_s"] = round(n_reads / res["wall_s"])
@@ -960,6 +962,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="index and align with STAR alone (to run it as a separate process next to a --no-star run; "
                          "use another --workdir)")
     ap.add_argument("--minimap2", default=None, help="a minimap2 >= 2.29 binary (index -d and alignment)")
+    ap.add_argument("--junction-scoring", action="store_true",
+                    help="align with annotated splice-site scoring too (cfrna align --junction-scoring; the CLI "
+                         "with --junc-bed)")
     ap.add_argument("--reuse-index", action="store_true",
                     help="take the indexes an earlier run left in --workdir (not timed again)")
     ap.add_argument("--seed", type=int, default=17)
@@ -1015,7 +1020,8 @@ def main(argv: list[str] | None = None) -> int:
         index = measure_index(p["fa"], p["gtf"], wd, threads=max(args.threads), minimap2=args.minimap2,
                               star=star, results=results, mappy=not args.star_only, reuse=args.reuse_index)
     if "align" in stages:
-        measure_align(index, p["fastq"], wd, threads=align_threads, minimap2=args.minimap2, results=results)
+        measure_align(index, p["fastq"], wd, threads=align_threads, minimap2=args.minimap2, results=results,
+                      junction_scoring=args.junction_scoring)
     if stages & {"trim", "qc"}:
         measure_sample_path(p["fastq"], p["fa"], p["gtf"], index["mappy"], wd, threads=max(args.threads),
                             results=results)

@@ -365,3 +365,53 @@ def test_mappy_annotated_junctions_rescue_short_overhangs(tmp_path):
     assert with_j["spliced_fraction"] == pytest.approx(crossing, abs=1e-4)
     assert with_j["soft_clipped_fraction"] == 0.0
     assert without["spliced_fraction"] < crossing and without["soft_clipped_fraction"] > 0
+    assert with_j["annotated_junctions"] == "jumps" and without["annotated_junctions"] == "none"
+
+
+def test_mappy_junction_scoring_option(tmp_path, capsys):
+    """cfrna align --junction-scoring: the junctions also score splice sites (minimap2 --junc-bed); recorded."""
+    fa, gtf, seq = toy_genome(tmp_path)
+    a = seq["chrA"]
+    tx = a[1000:1200] + a[1600:1800] + a[2400:2600]
+    fq = _write_fq(tmp_path / "s.fq.gz", [(f"s{i}", tx[10 * i: 10 * i + 80]) for i in range(52)])
+    rc = main(["-q", "align", "--fasta", str(fa), "--gtf", str(gtf), "--fastq-1", str(fq), "--sample", "sc",
+               "--junction-scoring", "--index", str(tmp_path / "c"), "--outdir", str(tmp_path / "o")])
+    res = json.loads(capsys.readouterr().out)
+    assert rc == 0 and res["annotated_junctions"] == "jumps+scoring"
+    assert res["spliced_fraction"] == pytest.approx(14 / 52, abs=1e-4) and res["soft_clipped_fraction"] == 0.0
+
+
+class _FakeLib:
+    """Stands in for mappy's extension module: records the junction loaders called."""
+
+    def __init__(self, jump: bool):
+        self.calls: list[str] = []
+        self.mm_idx_bed_read = self._fn("bed_read")
+        if jump:
+            self.mm_idx_jjump_read = self._fn("jjump_read")
+
+    def _fn(self, name):
+        calls = self.calls
+
+        class Fn:
+            argtypes = restype = None
+
+            def __call__(self, *args):
+                calls.append(name)
+                return 0
+        return Fn()
+
+
+@pytest.mark.parametrize("scoring, jump, expected", [
+    (False, True, ["jjump_read"]),                 # default: annotated jumps only (minimap2 -j)
+    (True, True, ["bed_read", "jjump_read"]),      # --junction-scoring: -j and --junc-bed
+    (False, False, ["bed_read"]),                  # a build without the jump loader: scoring, or nothing is used
+])
+def test_load_junctions_calls(monkeypatch, tmp_path, scoring, jump, expected):
+    from cfrna.align import mappy_runner
+
+    lib = _FakeLib(jump)
+    monkeypatch.setattr(mappy_runner.ctypes, "CDLL", lambda path: lib)
+    monkeypatch.setattr(mappy_runner, "index_pointer", lambda al: 1234)
+    assert mappy_runner.load_junctions(object(), tmp_path / "j.bed", scoring=scoring) is True
+    assert lib.calls == expected

@@ -204,3 +204,17 @@ def test_jobs_never_loops_for_ever_on_a_bad_value(tmp_path):
     with pytest.raises(ConfigError, match="--jobs must be >= 1"), RunProgress("off") as p:
         _run_samples(opts, [object()], None, p)
     assert time.time() - t0 < 5
+
+
+def test_run_junction_scoring_option():
+    """cfrna run --junction-scoring reaches the run options and params.json (default off)."""
+    import argparse
+
+    from cfrna.pipeline._cli import add_run_arguments, options_from_args
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    base = ["--samplesheet", "s.csv", "--fasta", "g.fa", "--gtf", "g.gtf", "--outdir", "o"]
+    assert options_from_args(parser.parse_args(base)).params()["junction_scoring"] is False
+    opts = options_from_args(parser.parse_args(base + ["--junction-scoring"]))
+    assert opts.junction_scoring is True and opts.params()["junction_scoring"] is True

@@ -25,8 +25,9 @@ SAM conventions (same contract as the STAR path):
 - tags: NH, HI, NM; CIGAR with soft clips (``S``).
 
 Annotated junctions: the index folder's ``junctions.bed`` (BED12 from the GTF) is loaded into the
-minimap2 index with ``mm_idx_bed_read`` (what ``minimap2 --junc-bed`` does), called through ctypes
-on the mappy extension module, after checking the index pointer (k, w, number of sequences).
+minimap2 index as jumps with ``mm_idx_jjump_read`` (what ``minimap2 -j`` does) and, with
+``junction_scoring``, also for scoring with ``mm_idx_bed_read`` (``--junc-bed``); called through
+ctypes on the mappy extension module, after checking the index pointer (k, w, number of sequences).
 """
 
 from __future__ import annotations
@@ -54,12 +55,19 @@ def _rc(s: str) -> str:
     return s.translate(_COMP)[::-1]
 
 
-def load_junctions(aligner, bed: str | os.PathLike) -> bool:
-    """Load annotated junctions (BED12) into a mappy index, like ``minimap2 --junc-bed``.
+def load_junctions(aligner, bed: str | os.PathLike, *, scoring: bool = False) -> bool:
+    """Load annotated junctions (BED12) into a mappy index, like ``minimap2 -j`` (and ``--junc-bed``).
 
-    mappy does not expose ``mm_idx_bed_read``; the extension module exports it, and the Cython
+    mappy does not expose the junction loaders; the extension module exports them, and the Cython
     ``Aligner`` object stores its ``mm_idx_t *`` right after the Python object header. The pointer
     is accepted only if the index it points to reports the aligner's k, w and sequence count.
+
+    - ``mm_idx_jjump_read`` (``-j``, always): annotated "jumps" let a read's short overhang be
+      split across an annotated junction, single-end and paired;
+    - ``mm_idx_bed_read`` (``--junc-bed``, with ``scoring=True``, or when the build has no jump
+      loader): a bonus for annotated splice sites inside the spliced dynamic programming. On the
+      1.29 Gb benchmark genome it costs 1.5x the mapping CPU and changes about 3 alignments in
+      10,000 (docs/benchmarks.md, *Annotated junctions: jumps and scoring*).
 
     Returns True when the junctions were loaded; False (with a warning) when not possible.
     """
@@ -67,7 +75,7 @@ def load_junctions(aligner, bed: str | os.PathLike) -> bool:
 
     try:
         lib = ctypes.CDLL(mappy.__file__)
-        fn = lib.mm_idx_bed_read
+        bed_read = lib.mm_idx_bed_read
     except (OSError, AttributeError) as exc:  # pragma: no cover - depends on the mappy build
         log.warning("annotated junctions not used: mappy exports no mm_idx_bed_read (%s)", exc)
         return False
@@ -75,12 +83,11 @@ def load_junctions(aligner, bed: str | os.PathLike) -> bool:
     if not ptr:
         log.warning("annotated junctions not used: unexpected mappy object layout")
         return False
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
-    fn.restype = ctypes.c_int
-    fn(ptr, os.fsencode(bed), 1)
-    # minimap2 -j: annotated "jumps" let short overhangs be split across annotated junctions
-    # (used by minimap2 for single-segment queries only)
     jump = getattr(lib, "mm_idx_jjump_read", None)
+    if scoring or jump is None:
+        bed_read.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+        bed_read.restype = ctypes.c_int
+        bed_read(ptr, os.fsencode(bed), 1)
     if jump is not None:
         jump.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
         jump.restype = ctypes.c_int
@@ -88,7 +95,8 @@ def load_junctions(aligner, bed: str | os.PathLike) -> bool:
     return True
 
 
-def open_aligner(index_dir: str | os.PathLike, *, threads: int = 1, junctions: bool = True):
+def open_aligner(index_dir: str | os.PathLike, *, threads: int = 1, junctions: bool = True,
+                 junction_scoring: bool = False):
     """A ``mappy.Aligner`` on the index folder's ``genome.mmi`` (+ annotated junctions)."""
     import mappy
 
@@ -102,8 +110,9 @@ def open_aligner(index_dir: str | os.PathLike, *, threads: int = 1, junctions: b
         raise InputFormatError("mappy could not load the index", where=str(mmi), hint="rebuild the index")
     bed = index_dir / "junctions.bed"
     if junctions and bed.is_file() and bed.stat().st_size > 0:
-        ok = load_junctions(al, bed)
-        log.info("annotated junctions %s from %s", "loaded" if ok else "NOT loaded", bed)
+        ok = load_junctions(al, bed, scoring=junction_scoring)
+        log.info("annotated junctions %s from %s%s", "loaded" if ok else "NOT loaded", bed,
+                 " (jumps and scoring)" if ok and junction_scoring else "")
     return al
 
 
@@ -292,6 +301,7 @@ def align_to_sam(
     threads: int = 1,
     batch_size: int = 2000,
     junctions: bool = True,
+    junction_scoring: bool = False,
     native: bool = True,
     command: str = "cfrna align",
 ) -> int:
@@ -310,7 +320,7 @@ def align_to_sam(
     from cfrna.align.index import read_contigs
 
     threads = max(1, int(threads))
-    al = open_aligner(index_dir, threads=threads, junctions=junctions)
+    al = open_aligner(index_dir, threads=threads, junctions=junctions, junction_scoring=junction_scoring)
     contigs = read_contigs(index_dir)
     mapper = open_native(al, PRESET, max_fragment=MAX_FRAGMENT, contigs=contigs) if native else None
     n_templates = [0]

@@ -27,6 +27,8 @@ def add_run_arguments(p: argparse.ArgumentParser, *, inputs_required: bool = Tru
     p.add_argument("--skip-trim", action="store_true", help="align the raw FASTQ (no adapter/quality trimming)")
     p.add_argument("--min-mapq", type=int, default=0, help="minimum MAPQ for counting, 0-255 (default: 0)")
     p.add_argument("--star-two-pass", action="store_true", help="STAR two-pass mode")
+    p.add_argument("--junction-scoring", action="store_true",
+                   help="mappy: also score annotated splice sites (minimap2 --junc-bed; ~1.5x the alignment CPU)")
     p.add_argument("--qc-thresholds", help="YAML/JSON file overriding QC thresholds (docs/qc.md)")
     p.add_argument("--dedup", choices=DEDUP_RUN_MODES, default="auto",
                    help="duplicate marking while counting, for QC (library complexity) and deduplicated counts: "
@@ -61,7 +63,8 @@ def options_from_args(args: argparse.Namespace, **override) -> RunOptions:
         "contrasts": getattr(args, "contrasts", None), "gene_sets": list(getattr(args, "gene_sets", []) or []),
         "aligner": args.aligner, "threads": args.threads, "jobs": args.jobs, "resume": args.resume,
         "keep_failed": args.keep_failed, "index_dir": args.index_dir, "skip_trim": args.skip_trim,
-        "min_mapq": args.min_mapq, "star_two_pass": args.star_two_pass, "qc_thresholds": args.qc_thresholds,
+        "min_mapq": args.min_mapq, "star_two_pass": args.star_two_pass,
+        "junction_scoring": getattr(args, "junction_scoring", False), "qc_thresholds": args.qc_thresholds,
         "progress": not args.no_progress, "title": getattr(args, "title", None),
         "dedup": getattr(args, "dedup", "auto"), "de_counts": getattr(args, "de_counts", "auto"),
         "umi_pattern": getattr(args, "umi_pattern", None), "umi_read": getattr(args, "umi_read", None),

@@ -63,6 +63,7 @@ class RunOptions:
     skip_trim: bool = False
     min_mapq: int = 0
     star_two_pass: bool = False
+    junction_scoring: bool = False  # mappy: minimap2 --junc-bed on top of the annotated jumps
     qc_thresholds: str | None = None
     progress: bool = True
     title: str | None = None  # report title (recorded in params.json; cfrna.report.data.default_title)
@@ -574,12 +575,13 @@ def process_sample(opts: RunOptions, sample, index_path: str | None, threads: in
 
     step("align", [r1, r2, opts.fasta, opts.gtf],
          {"aligner": opts.aligner, "index": index_path, "strandedness": sample.strandedness,
-          "two_pass": opts.star_two_pass},
+          "two_pass": opts.star_two_pass, "junction_scoring": opts.junction_scoring},
          [p["bam"], p["bai"], p["align_json"]],
          lambda: run_align(sample=sample.sample, fastq_1=r1, fastq_2=r2, fasta=opts.fasta, gtf=opts.gtf,
                            index=index_path, strandedness=sample.strandedness, outdir=layout.alignment_dir,
                            settings=AlignSettings(aligner=opts.aligner, threads=threads,
-                                                  two_pass=opts.star_two_pass)))
+                                                  two_pass=opts.star_two_pass,
+                                                  junction_scoring=opts.junction_scoring)))
 
     strand = strandedness_from(str(p["align_json"]))
     dedup = sample_dedup(opts, sample)
