@@ -176,9 +176,9 @@ def align_reads(
     stats["strandedness"] = strandedness_block(strandedness, inferred, sample=sample)
     stats["index"] = str(idx)
     if aligner == "mappy":  # how the annotated junctions were used (align.json records the choice)
-        bed = Path(idx) / "junctions.bed"
-        used = junctions and bed.is_file() and bed.stat().st_size > 0
-        stats["annotated_junctions"] = "none" if not used else "jumps+scoring" if junction_scoring else "jumps"
+        from cfrna.align.mappy_runner import junction_mode
+
+        stats["annotated_junctions"] = junction_mode(idx, junctions=junctions, scoring=junction_scoring)
     write_json(layout.align_json(sample), stats)
     log.info("%s: %d reads, mapping rate %.3f, spliced %.3f, strandedness %s (inferred %s)", sample,
              stats["reads"], stats["mapping_rate"], stats["spliced_fraction"], stats["strandedness"]["used"],

@@ -95,6 +95,15 @@ def load_junctions(aligner, bed: str | os.PathLike, *, scoring: bool = False) ->
     return True
 
 
+def junction_mode(index_dir: str | os.PathLike, *, junctions: bool = True, scoring: bool = False) -> str:
+    """How :func:`open_aligner` uses the index folder's annotated junctions: ``"none"`` (not asked
+    for, or no non-empty ``junctions.bed``), ``"jumps"`` or ``"jumps+scoring"``."""
+    bed = Path(index_dir) / "junctions.bed"
+    if not (junctions and bed.is_file() and bed.stat().st_size > 0):
+        return "none"
+    return "jumps+scoring" if scoring else "jumps"
+
+
 def open_aligner(index_dir: str | os.PathLike, *, threads: int = 1, junctions: bool = True,
                  junction_scoring: bool = False):
     """A ``mappy.Aligner`` on the index folder's ``genome.mmi`` (+ annotated junctions)."""
@@ -108,8 +117,8 @@ def open_aligner(index_dir: str | os.PathLike, *, threads: int = 1, junctions: b
     al = mappy.Aligner(fn_idx_in=str(mmi), preset=PRESET, n_threads=max(1, threads))
     if not al:
         raise InputFormatError("mappy could not load the index", where=str(mmi), hint="rebuild the index")
-    bed = index_dir / "junctions.bed"
-    if junctions and bed.is_file() and bed.stat().st_size > 0:
+    if junction_mode(index_dir, junctions=junctions, scoring=junction_scoring) != "none":
+        bed = index_dir / "junctions.bed"
         ok = load_junctions(al, bed, scoring=junction_scoring)
         log.info("annotated junctions %s from %s%s", "loaded" if ok else "NOT loaded", bed,
                  " (jumps and scoring)" if ok and junction_scoring else "")
