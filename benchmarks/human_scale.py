@@ -768,6 +768,11 @@ def measure_index(fa: Path, gtf: Path, wd: Path, *, threads: int, minimap2: str 
     return out
 
 
+def _fastq_records(path: Path) -> int:
+    with gzip.open(path, "rb") as fh:
+        return sum(1 for _ in fh) // 4
+
+
 def measure_align(index: dict[str, Path], fastq: dict[str, list[Path]], wd: Path, *, threads: list[int],
                   minimap2: str | None, results: dict, junction_scoring: bool = False) -> None:
     """reads/s, CPU and peak RSS per aligner and thread count, via benchmarks/align.py's worker."""
@@ -777,8 +782,7 @@ def measure_align(index: dict[str, Path], fastq: dict[str, list[Path]], wd: Path
     if minimap2:  # the mappy index file (same format and preset) and its junctions.bed
         tools.append((minimap2, index["mappy"] / "genome.mmi"))
     for lib, files in fastq.items():
-        with gzip.open(files[0], "rb") as fh:
-            n_reads = sum(1 for _ in fh) // 4 * len(files)
+        n_reads = _fastq_records(files[0]) * len(files)
         r = results.setdefault(f"align_{lib}", {"reads": n_reads})
         for tool, idx in tools:
             name = "minimap2_cli" if tool == minimap2 else tool
@@ -833,11 +837,6 @@ def measure_sample_path(fastq: dict[str, list[Path]], fa: Path, gtf: Path, index
     _run("qc_cohort", _py("-q", "qc", "--samplesheet", str(sheet), "--gtf", str(gtf), "--counts-dir",
                           str(dirs["counts"]), "--align-dir", str(dirs["alignment"]), "--trim-dir", str(dirs["trimmed"]),
                           "--outdir", str(dirs["qc"]), "--no-multiqc", "--threads", str(threads)), r, env=env)
-
-
-def _fastq_records(path: Path) -> int:
-    with gzip.open(path, "rb") as fh:
-        return sum(1 for _ in fh) // 4
 
 
 def depth_fastq(files: list[Path], reads: int, out_dir: Path) -> tuple[list[Path], int, int]:
